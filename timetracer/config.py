@@ -1,0 +1,251 @@
+"""Configuration: one frozen dataclass built from arguments, ``TIMETRACER_*`` variables and defaults.
+
+Precedence is explicit arguments, then the environment, then defaults. The environment is read
+when :meth:`TraceConfig.from_env` is called (by a middleware, a session or the pytest plugin),
+never at import, so a script may set ``os.environ`` after importing timetracer.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+from timetracer.errors import ConfigError
+
+# Each variable is one constant, so the docs and the parser cannot drift apart.
+ENV_MODE = "TIMETRACER_MODE"
+ENV_CASSETTE = "TIMETRACER_CASSETTE"
+ENV_CASSETTE_DIR = "TIMETRACER_CASSETTE_DIR"
+ENV_COMPRESSION = "TIMETRACER_COMPRESSION"
+ENV_SAMPLE_RATE = "TIMETRACER_SAMPLE_RATE"
+ENV_ERRORS_ONLY = "TIMETRACER_ERRORS_ONLY"
+ENV_SERVICE = "TIMETRACER_SERVICE"
+ENV_ENV = "TIMETRACER_ENV"
+ENV_EXCLUDE_PATHS = "TIMETRACER_EXCLUDE_PATHS"
+ENV_IGNORE_FIELDS = "TIMETRACER_IGNORE_FIELDS"
+ENV_STRICT = "TIMETRACER_STRICT"
+ENV_MAX_BODY_BYTES = "TIMETRACER_MAX_BODY_BYTES"
+ENV_REDACT_HEADERS = "TIMETRACER_REDACT_HEADERS"
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Headers whose values never reach a cassette; TIMETRACER_REDACT_HEADERS adds to these.
+DEFAULT_REDACTED_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+)
+
+
+class Mode(str, enum.Enum):
+    """What timetracer does with a request or script: nothing, record it, or replay it."""
+
+    OFF = "off"
+    RECORD = "record"
+    REPLAY = "replay"
+
+
+class Compression(str, enum.Enum):
+    """How cassettes are written; reading detects the format from the file itself."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @property
+    def suffix(self) -> str:
+        return {"none": ".json", "gzip": ".json.gz", "zstd": ".json.zst"}[self.value]
+
+
+def _enum(cls: type[enum.Enum], variable: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        text = str(value).strip().lower()
+        try:
+            return cls(text)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in cls)  # type: ignore[attr-defined]
+            raise ConfigError(f"{variable}={value!r} is not valid; use one of {valid}") from None
+
+    return parse
+
+
+def _bool(variable: str) -> Callable[[Any], bool]:
+    def parse(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+        raise ConfigError(
+            f"{variable}={value!r} is not a boolean; use one of "
+            f"{', '.join(sorted(TRUE_WORDS))} or {', '.join(sorted(w for w in FALSE_WORDS if w))}"
+        )
+
+    return parse
+
+
+def _rate(value: Any) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+        raise ConfigError(
+            f"{ENV_SAMPLE_RATE}={value!r} is not valid; use a number from 0.0 to 1.0 "
+            "(the fraction of requests recorded)"
+        )
+    return rate
+
+
+def _positive_int(variable: str) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise ConfigError(f"{variable}={value!r} is not valid; use a whole number of bytes >= 0")
+        return number
+
+    return parse
+
+
+def _csv(value: Any) -> Tuple[str, ...]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [str(v) for v in value]
+    else:
+        items = str(value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _lower_csv(value: Any) -> Tuple[str, ...]:
+    return tuple(item.lower() for item in _csv(value))
+
+
+def _path(value: Any) -> Path:
+    return Path(os.path.expanduser(str(value)))
+
+
+def _optional_path(value: Any) -> Optional[Path]:
+    if value is None or str(value).strip() == "":
+        return None
+    return _path(value)
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """Settings for one middleware, session or test run.
+
+    :param mode: ``off``, ``record`` or ``replay`` (``TIMETRACER_MODE``).
+    :param cassette: one cassette file to replay, or to write in script mode (``TIMETRACER_CASSETTE``).
+    :param cassette_dir: where cassettes named after requests live (``TIMETRACER_CASSETTE_DIR``).
+    :param compression: ``none``, ``gzip`` or ``zstd`` for written cassettes (``TIMETRACER_COMPRESSION``).
+    :param sample_rate: fraction of requests recorded, 0.0 to 1.0 (``TIMETRACER_SAMPLE_RATE``).
+    :param errors_only: record only requests ending in status >= 500 or an exception.
+    :param service: written into ``session.service`` (``TIMETRACER_SERVICE``).
+    :param env: written into ``session.env`` (``TIMETRACER_ENV``).
+    :param exclude_paths: path prefixes never recorded or replayed (``TIMETRACER_EXCLUDE_PATHS``).
+    :param ignore_fields: dotted argument fields ignored when matching in replay.
+    :param strict: replay with no fallback matching and fail on unused recorded calls.
+    :param max_body_bytes: response bodies are captured up to this many bytes.
+    :param redact_headers: extra header names whose values are never stored.
+
+    Example::
+
+        config = TraceConfig.from_env(mode="record", compression="gzip")
+    """
+
+    mode: Mode = Mode.OFF
+    cassette: Optional[Path] = None
+    cassette_dir: Path = Path("cassettes")
+    compression: Compression = Compression.NONE
+    sample_rate: float = 1.0
+    errors_only: bool = False
+    service: Optional[str] = None
+    env: Optional[str] = None
+    exclude_paths: Tuple[str, ...] = ()
+    ignore_fields: Tuple[str, ...] = ()
+    strict: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    redact_headers: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> TraceConfig:
+        """Build a config: ``overrides`` > ``environ`` (default ``os.environ``) > defaults.
+
+        Raises :class:`ConfigError` for a bad value and ``TypeError`` for an unknown argument.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(
+                f"TraceConfig got unknown argument(s) {', '.join(unknown)}; "
+                f"valid ones are {', '.join(sorted(known))}"
+            )
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (variable, parse) in _PARSERS.items():
+            if name in overrides:
+                raw = overrides[name]
+                values[name] = raw if raw is None and name in _NULLABLE else parse(raw)
+            elif variable in env:
+                values[name] = parse(env[variable])
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` if this combination of settings cannot work."""
+        if self.compression is Compression.ZSTD:
+            try:
+                import zstandard  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    f"{ENV_COMPRESSION}=zstd needs the zstandard package; "
+                    "install it with: pip install timetracer[zstd]"
+                ) from None
+
+    @property
+    def redacted_headers(self) -> frozenset[str]:
+        return frozenset(DEFAULT_REDACTED_HEADERS) | frozenset(self.redact_headers)
+
+    def is_excluded(self, path: str) -> bool:
+        return any(path.startswith(prefix) for prefix in self.exclude_paths)
+
+
+_NULLABLE = {"cassette", "service", "env"}
+
+_PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "mode": (ENV_MODE, _enum(Mode, ENV_MODE)),
+    "cassette": (ENV_CASSETTE, _optional_path),
+    "cassette_dir": (ENV_CASSETTE_DIR, _path),
+    "compression": (ENV_COMPRESSION, _enum(Compression, ENV_COMPRESSION)),
+    "sample_rate": (ENV_SAMPLE_RATE, _rate),
+    "errors_only": (ENV_ERRORS_ONLY, _bool(ENV_ERRORS_ONLY)),
+    "service": (ENV_SERVICE, _text),
+    "env": (ENV_ENV, _text),
+    "exclude_paths": (ENV_EXCLUDE_PATHS, _csv),
+    "ignore_fields": (ENV_IGNORE_FIELDS, _csv),
+    "strict": (ENV_STRICT, _bool(ENV_STRICT)),
+    "max_body_bytes": (ENV_MAX_BODY_BYTES, _positive_int(ENV_MAX_BODY_BYTES)),
+    "redact_headers": (ENV_REDACT_HEADERS, _lower_csv),
+}

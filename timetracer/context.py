@@ -1,0 +1,66 @@
+"""The active session: the one ContextVar timetracer keeps, and the only code that sets it.
+
+A WSGI middleware, a script-mode session or a test fixture activates a session around the work it
+owns; the PyMongo wrappers read it with :func:`current`. Threads and asyncio tasks each see the
+session of the context they run in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+if TYPE_CHECKING:
+    from timetracer.session import Session
+
+# Holds the Session of the request, script or test that the running code belongs to; None outside.
+_active: ContextVar[Optional[Session]] = ContextVar("timetracer.session", default=None)
+
+# Script mode (calls outside any request) installs a resolver here; None means "no fallback".
+_fallback: Optional[Callable[[], Optional[Session]]] = None
+
+
+def current() -> Optional[Session]:
+    """Return the session of the running code, or ``None`` when nothing is recorded or replayed."""
+    session = _active.get()
+    if session is None and _fallback is not None:
+        return _fallback()
+    return session
+
+
+def activate(session: Optional[Session]) -> Token:
+    """Make ``session`` the active one; pass the returned token to :func:`deactivate`."""
+    return _active.set(session)
+
+
+def deactivate(token: Token) -> None:
+    """Restore the session that was active before the matching :func:`activate`."""
+    _active.reset(token)
+
+
+@contextlib.contextmanager
+def active(session: Optional[Session]) -> Iterator[Optional[Session]]:
+    """Run a block with ``session`` active (``None`` runs it with no session)."""
+    token = _active.set(session)
+    try:
+        yield session
+    finally:
+        _active.reset(token)
+
+
+def set_fallback(resolver: Optional[Callable[[], Optional[Session]]]) -> None:
+    """Install (or remove, with ``None``) the resolver used when no session is active."""
+    global _fallback
+    _fallback = resolver
+
+
+# True once a web middleware exists in this process: script mode then leaves calls made outside
+# requests alone (they belong to no request).
+middleware_installed = False
+
+
+def mark_middleware_installed() -> None:
+    """Called by every web middleware when it is created."""
+    global middleware_installed
+    middleware_installed = True

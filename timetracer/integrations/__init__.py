@@ -1,0 +1,1 @@
+"""Framework adapters: thin layers over :mod:`timetracer.wsgi`."""

@@ -1,0 +1,140 @@
+"""Sessions: what one request, script or test records, or replays from.
+
+A :class:`Session` is created by whoever owns a unit of work (the WSGI middleware, script mode,
+a pytest fixture) and made active with :mod:`timetracer.context`. Plugins add events to a
+recording session and ask a replaying session for the recorded answer to a call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from timetracer import __version__
+from timetracer.cassette.format import SCHEMA_VERSION
+from timetracer.config import Mode, TraceConfig
+from timetracer.matching import Replayer
+
+Event = Dict[str, Any]
+
+
+class Session:
+    """The events of one unit of work, being recorded or replayed.
+
+    :param config: the settings in force.
+    :param mode: ``Mode.RECORD`` or ``Mode.REPLAY``.
+    :param cassette_path: the file this session writes (record) or was loaded from (replay).
+    :param cassette: the parsed cassette to replay from (replay only).
+    :param request: the ``request`` section (method, path, query, headers) when there is one.
+
+    Example::
+
+        session = Session(TraceConfig.from_env(), Mode.RECORD, cassette_path=Path("x.json"))
+        with timetracer.context.active(session):
+            run_job()
+        write_cassette(session.cassette_path, session.to_cassette(), config.compression)
+    """
+
+    def __init__(
+        self,
+        config: TraceConfig,
+        mode: Mode,
+        *,
+        cassette_path: Optional[Path] = None,
+        cassette: Optional[Dict[str, Any]] = None,
+        request: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if mode is Mode.OFF:
+            raise ValueError("a Session records or replays; mode 'off' needs no session")
+        if mode is Mode.REPLAY and cassette is None:
+            raise ValueError("a replaying Session needs the cassette it replays")
+        self.id = uuid.uuid4().hex[:16]
+        self.config = config
+        self.mode = mode
+        self.recording = mode is Mode.RECORD
+        self.replaying = mode is Mode.REPLAY
+        self.cassette_path = cassette_path
+        self.request: Dict[str, Any] = dict(request or {})
+        self.response: Optional[Dict[str, Any]] = None
+        self.error: Optional[Dict[str, Any]] = None
+        self.recorded_at = datetime.now(timezone.utc)
+        self._t0 = time.perf_counter()
+        self._events: List[Event] = []
+        self._finalizers: List[Callable[[], None]] = []
+        self._eids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.cassette = cassette
+        self.replayer: Optional[Replayer] = (
+            Replayer(cassette, cassette_path, config) if cassette is not None and self.replaying else None
+        )
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def offset_ms(self) -> float:
+        """Milliseconds since the session started."""
+        return (time.perf_counter() - self._t0) * 1000.0
+
+    def start_event(self, signature: Dict[str, Any], args: Any = None) -> Event:
+        """Open an event at the call's start; :meth:`end_event` fills its result.
+
+        Events are numbered in the order calls start, whatever thread makes them.
+        """
+        start = round(self.offset_ms(), 3)
+        event: Event = {"eid": 0, "event_type": "db.query", "start_offset_ms": start, "duration_ms": 0.0}
+        event["signature"] = signature
+        if args is not None:
+            event["args"] = args
+        with self._lock:
+            event["eid"] = next(self._eids)
+            self._events.append(event)
+        return event
+
+    def end_event(self, event: Event, result: Dict[str, Any]) -> None:
+        """Close an event with its ``result`` and the time it took."""
+        event["duration_ms"] = round(self.offset_ms() - event["start_offset_ms"], 3)
+        event["result"] = result
+
+    def on_finish(self, finalizer: Callable[[], None]) -> None:
+        """Run ``finalizer`` before the cassette is built (e.g. to encode a cursor's documents)."""
+        with self._lock:
+            self._finalizers.append(finalizer)
+
+    @property
+    def events(self) -> List[Event]:
+        with self._lock:
+            return sorted(self._events, key=lambda e: e["eid"])
+
+    def record_error(self, exc: BaseException) -> None:
+        """Note an exception that ended the request or script."""
+        self.error = {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "message": str(exc)}
+
+    def to_cassette(self) -> Dict[str, Any]:
+        """Build the cassette document for this session (record mode)."""
+        with self._lock:
+            finalizers, self._finalizers = self._finalizers, []
+        for finalize in finalizers:
+            finalize()
+        session_info: Dict[str, Any] = {
+            "id": self.id,
+            "recorded_at": self.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "service": self.config.service,
+            "env": self.config.env,
+            "timetracer_version": __version__,
+            "duration_ms": round(self.offset_ms(), 3),
+        }
+        document: Dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "session": session_info,
+            "request": self.request,
+        }
+        if self.response is not None:
+            document["response"] = self.response
+        if self.error is not None:
+            document["error"] = self.error
+        document["events"] = [event for event in self.events if "result" in event]
+        return document
