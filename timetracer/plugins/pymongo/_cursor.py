@@ -1,0 +1,333 @@
+"""Cursors that record the documents an app reads, and replay them with no I/O.
+
+``find()`` returns a :class:`TracedCursor` (a real ``pymongo.cursor.Cursor`` subclass) when a
+session is active. Its query is identified when it is first fetched, so chained ``sort``/``skip``/
+``limit`` calls count. ``aggregate()`` and the other command cursors use
+:class:`TracedCommandCursor`. PyMongo's private cursor fields are reached through
+:class:`_Fields`, which knows the 4.6–4.8 (name-mangled) and 4.9+ spellings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from pymongo.command_cursor import CommandCursor
+from pymongo.cursor import Cursor
+
+from timetracer import context
+from timetracer.errors import ReplayMismatchError
+from timetracer.plugins.pymongo import _normalize as norm
+from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._signature import signature_for
+from timetracer.plugins.pymongo._values import decode_documents, raw_to_ejson, snapshot
+
+if TYPE_CHECKING:
+    from timetracer.session import Session
+
+logger = logging.getLogger("timetracer")
+
+
+class _Fields:
+    """Names of a PyMongo cursor class's private fields in the installed version."""
+
+    def __init__(self, cls: type, probe: str) -> None:
+        names = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is not None and hasattr(init, "__code__"):
+                names.update(init.__code__.co_names)
+        mangled = f"_{cls.__name__}__{probe}" in names
+        self.prefix = f"_{cls.__name__}__" if mangled else "_"
+
+    def get(self, obj: Any, name: str, default: Any = None) -> Any:
+        return getattr(obj, self.prefix + name, default)
+
+    def set(self, obj: Any, name: str, value: Any) -> None:
+        setattr(obj, self.prefix + name, value)
+
+
+CURSOR = _Fields(Cursor, "spec")
+COMMAND_CURSOR = _Fields(CommandCursor, "data")
+
+
+class _State:
+    """What one traced cursor has recorded or is replaying."""
+
+    __slots__ = ("docs", "event", "exhausted", "failed", "raised_past_end", "server_done", "session")
+
+    def __init__(self, session: Session, event: Dict[str, Any]) -> None:
+        self.session = session
+        self.event = event
+        self.docs: List[bytes] = []
+        self.server_done = False
+        self.exhausted = False
+        self.failed: Optional[Dict[str, Any]] = None
+        self.raised_past_end = False
+
+    def finish(self) -> None:
+        """Write the recorded documents into the event (runs when the cassette is built)."""
+        result: Dict[str, Any] = {"status": 0, "body": {"captured": True, "data": []}}
+        try:
+            result["body"]["data"] = [raw_to_ejson(raw) for raw in self.docs]
+        except Exception as exc:  # never break the app's request over a value we cannot store
+            logger.warning("timetracer: cursor documents could not be stored: %s", exc)
+            result["body"] = {"captured": False, "data": None, "reason": str(exc)}
+        result["exhausted"] = self.exhausted
+        if self.failed is not None:
+            result["status"] = 1
+            result["error"] = self.failed
+        self.session.end_event(self.event, result)
+
+
+def _recorded_docs(event: Dict[str, Any]) -> List[Any]:
+    body = event["result"].get("body") or {}
+    return body.get("data") or []
+
+
+def _past_end(session: Session, event: Dict[str, Any], count: int) -> ReplayMismatchError:
+    sig = event["signature"]
+    return ReplayMismatchError(
+        f"the app read more documents from the cursor of {sig.get('method')} on {sig.get('url')} "
+        f"(recorded call eid={event['eid']}) than were recorded: the recording read {count} and "
+        f"stopped before the cursor was exhausted\n  cassette: {session.cassette_path}"
+    )
+
+
+def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
+    """The final query of a find cursor, at its first fetch, in normal form."""
+    get = CURSOR.get
+    args: Dict[str, Any] = {}
+    spec = get(cursor, "spec")
+    if spec:
+        args["filter"] = spec
+    for field, name in (
+        ("projection", "projection"),
+        ("ordering", "sort"),
+        ("hint", "hint"),
+        ("collation", "collation"),
+        ("max", "max"),
+        ("min", "min"),
+        ("let", "let"),
+    ):
+        value = get(cursor, field)
+        if value:
+            args[name] = value
+    for field in ("skip", "limit"):
+        value = get(cursor, field)
+        if value:
+            args[field] = value
+    for field in ("return_key", "show_record_id", "explain"):
+        if get(cursor, field):
+            args[field] = True
+    return norm.shape(args)
+
+
+class TracedCursor(Cursor):
+    """A find cursor that records what the app reads, or replays it from the cassette."""
+
+    _tt_session: Optional[Session] = None
+    _tt_state: Optional[_State] = None
+
+    def _tt_bind(self) -> Optional[Session]:
+        session = self._tt_session
+        if session is None:
+            session = context.current()
+            self._tt_session = session
+        return session
+
+    def _refresh(self) -> int:
+        session = self._tt_bind()
+        if session is None:
+            return super()._refresh()
+        data = CURSOR.get(self, "data")
+        if len(data) or CURSOR.get(self, "killed"):
+            return len(data)
+        if session.replaying:
+            return self._tt_replay(session)
+        return self._tt_record(session)
+
+    # -- record ------------------------------------------------------------------------------
+
+    def _tt_record(self, session: Session) -> int:
+        state = self._tt_state
+        if state is None:
+            args = _find_arguments(self)
+            method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
+            signature = signature_for(method, self.collection.full_name, args)
+            state = self._tt_state = _State(session, session.start_event(signature, args))
+            session.on_finish(state.finish)
+        try:
+            count = super()._refresh()
+        except Exception as exc:
+            state.failed = capture_error(exc)
+            raise
+        state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
+        if count == 0 and state.server_done:
+            state.exhausted = True
+        return count
+
+    def _tt_capture(self, doc: Any) -> None:
+        state = self._tt_state
+        if state is not None and state.session.recording:
+            try:
+                state.docs.append(snapshot(doc, CURSOR.get(self, "codec_options")))
+            except Exception as exc:
+                logger.warning(
+                    "timetracer: a document from %s could not be captured: %s", self.collection.full_name, exc
+                )
+            if state.server_done and not len(CURSOR.get(self, "data")):
+                state.exhausted = True
+
+    # -- replay ------------------------------------------------------------------------------
+
+    def _tt_replay(self, session: Session) -> int:
+        state = self._tt_state
+        if state is None:
+            args = _find_arguments(self)
+            method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
+            signature = signature_for(method, self.collection.full_name, args)
+            assert session.replayer is not None
+            event = session.replayer.match(signature, args)
+            state = self._tt_state = _State(session, event)
+            stored = _recorded_docs(event)
+            result = event["result"]
+            if result.get("error") and not stored:
+                CURSOR.set(self, "killed", True)
+                raise rebuild_error(result["error"])
+            docs = decode_documents(stored, CURSOR.get(self, "codec_options"))
+            CURSOR.set(self, "data", deque(docs))
+            CURSOR.set(self, "retrieved", len(docs))
+            CURSOR.set(self, "id", 0)
+            CURSOR.set(self, "killed", bool(result.get("exhausted")) and not result.get("error"))
+            return len(docs)
+        result = state.event["result"]
+        CURSOR.set(self, "killed", True)
+        if result.get("error"):
+            raise rebuild_error(result["error"])
+        if result.get("exhausted"):
+            return 0
+        raise _past_end(session, state.event, len(_recorded_docs(state.event)))
+
+    # -- what the app reads ------------------------------------------------------------------
+
+    def next(self) -> Any:
+        state = self._tt_state
+        try:
+            doc = super().next()
+        except StopIteration:
+            if self._tt_state is not None:
+                self._tt_state.exhausted = True
+            raise
+        if state is None:
+            state = self._tt_state
+        if state is not None and state.session.recording:
+            self._tt_capture(doc)
+        return doc
+
+    __next__ = next
+
+    def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
+        before = len(result)
+        more = super()._next_batch(result, total)  # type: ignore[misc]
+        state = self._tt_state
+        if state is not None and state.session.recording:
+            for doc in result[before:]:
+                self._tt_capture(doc)
+            if not more:
+                state.exhausted = True
+        return more
+
+    def rewind(self) -> TracedCursor:
+        super().rewind()
+        self._tt_state = None
+        return self
+
+
+class TracedCommandCursor(CommandCursor):
+    """A command cursor (aggregate, list_collections…) that records or replays its documents."""
+
+    _tt_state: Optional[_State] = None
+
+    @classmethod
+    def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
+        """A real CommandCursor over the recorded documents; it never reaches a server."""
+        docs = decode_documents(_recorded_docs(event), collection.codec_options)
+        cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
+        cursor._tt_state = _State(session, event)
+        exhausted = bool(event["result"].get("exhausted")) and not event["result"].get("error")
+        COMMAND_CURSOR.set(cursor, "killed", exhausted)
+        return cursor
+
+    @classmethod
+    def recording(cls, cursor: CommandCursor, session: Session, event: Dict[str, Any]) -> CommandCursor:
+        cursor.__class__ = cls
+        state = _State(session, event)
+        cursor._tt_state = state  # type: ignore[attr-defined]
+        session.on_finish(state.finish)
+        state.server_done = not COMMAND_CURSOR.get(cursor, "id")
+        return cursor
+
+    def _refresh(self) -> int:
+        state = self._tt_state
+        if state is None or state.session.recording:
+            try:
+                count = super()._refresh()
+            except Exception as exc:
+                if state is not None:
+                    state.failed = capture_error(exc)
+                raise
+            if state is not None:
+                state.server_done = not COMMAND_CURSOR.get(self, "id")
+                if count == 0 and state.server_done:
+                    state.exhausted = True
+            return count
+        data = COMMAND_CURSOR.get(self, "data")
+        if len(data) or state.raised_past_end:
+            return len(data)
+        result = state.event["result"]
+        COMMAND_CURSOR.set(self, "killed", True)
+        state.raised_past_end = True
+        if result.get("error"):
+            raise rebuild_error(result["error"])
+        if result.get("exhausted"):
+            return 0
+        raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
+
+    def _tt_capture(self, doc: Any) -> None:
+        state = self._tt_state
+        if state is not None and state.session.recording:
+            try:
+                state.docs.append(snapshot(doc, COMMAND_CURSOR.get(self, "collection").codec_options))
+            except Exception as exc:
+                logger.warning("timetracer: a document could not be captured: %s", exc)
+            if state.server_done and not len(COMMAND_CURSOR.get(self, "data")):
+                state.exhausted = True
+
+    def next(self) -> Any:
+        try:
+            doc = super().next()
+        except StopIteration:
+            if self._tt_state is not None:
+                self._tt_state.exhausted = True
+            raise
+        self._tt_capture(doc)
+        return doc
+
+    __next__ = next
+
+    def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
+        before = len(result)
+        more = super()._next_batch(result, total)  # type: ignore[misc]
+        for doc in result[before:]:
+            self._tt_capture(doc)
+        if not more and self._tt_state is not None:
+            self._tt_state.exhausted = True
+        return more
+
+    def try_next(self) -> Any:
+        doc = super().try_next()
+        if doc is not None:
+            self._tt_capture(doc)
+        return doc

@@ -1,0 +1,228 @@
+"""Installing and removing the PyMongo wrappers (once, under a lock)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any, Callable, Dict, List, Tuple
+
+from pymongo import results as pm_results
+from pymongo.collection import Collection
+from pymongo.cursor import Cursor
+from pymongo.database import Database
+from pymongo.mongo_client import MongoClient
+
+from timetracer import context
+from timetracer.config import ENV_MODE
+from timetracer.errors import ReplayUnsupportedError
+from timetracer.plugins.pymongo import _ops
+from timetracer.plugins.pymongo._cursor import TracedCursor
+from timetracer.plugins.pymongo._normalize import Binder
+
+_lock = threading.Lock()
+# (class, attribute, what the class itself held before: the function, or _MISSING if inherited)
+_installed: List[Tuple[type, str, Any]] = []
+_MISSING = object()
+
+# Methods that reach the server but are not replayed: in replay they raise ReplayUnsupportedError.
+_UNSUPPORTED: Dict[type, Tuple[str, ...]] = {
+    Collection: (
+        "find_raw_batches",
+        "aggregate_raw_batches",
+        "watch",
+        "drop",
+        "rename",
+        "options",
+        "create_index",
+        "create_indexes",
+        "drop_index",
+        "drop_indexes",
+        "list_indexes",
+        "index_information",
+        "create_search_index",
+        "create_search_indexes",
+        "drop_search_index",
+        "list_search_indexes",
+        "update_search_index",
+    ),
+    Database: (
+        "aggregate",
+        "cursor_command",
+        "create_collection",
+        "drop_collection",
+        "list_collections",
+        "validate_collection",
+        "dereference",
+        "watch",
+    ),
+    MongoClient: (
+        "list_databases",
+        "list_database_names",
+        "drop_database",
+        "server_info",
+        "watch",
+        "bulk_write",
+    ),
+}
+
+
+def _ops_table() -> List[Tuple[type, str, _ops.Op]]:
+    cursor_binder = Binder(Cursor.__init__, skip=2)
+
+    def b(cls: type, name: str) -> Binder:
+        return Binder(getattr(cls, name))
+
+    table: List[Tuple[type, str, _ops.Op]] = [
+        (Collection, "find_one", _ops.FindOneOp("find_one", cursor_binder)),
+        (Collection, "count_documents", _ops.CountOp("count_documents", b(Collection, "count_documents"))),
+        (
+            Collection,
+            "estimated_document_count",
+            _ops.CountOp("estimated_document_count", b(Collection, "estimated_document_count")),
+        ),
+        (Collection, "distinct", _ops.Op("distinct", b(Collection, "distinct"))),
+        (Collection, "aggregate", _ops.AggregateOp("aggregate", b(Collection, "aggregate"))),
+        (Collection, "insert_one", _ops.InsertOneOp("insert_one", b(Collection, "insert_one"))),
+        (Collection, "insert_many", _ops.InsertManyOp("insert_many", b(Collection, "insert_many"))),
+        (Collection, "bulk_write", _ops.BulkWriteOp("bulk_write", b(Collection, "bulk_write"))),
+        (Database, "command", _ops.CommandOp("command", b(Database, "command"))),
+        (
+            Database,
+            "list_collection_names",
+            _ops.NamesOp("list_collection_names", b(Database, "list_collection_names")),
+        ),
+    ]
+    for name in ("update_one", "update_many", "replace_one"):
+        table.append((Collection, name, _ops.RawResultOp(name, b(Collection, name), pm_results.UpdateResult)))
+    for name in ("delete_one", "delete_many"):
+        table.append((Collection, name, _ops.RawResultOp(name, b(Collection, name), pm_results.DeleteResult)))
+    for name in ("find_one_and_update", "find_one_and_replace", "find_one_and_delete"):
+        table.append((Collection, name, _ops.DocumentOp(name, b(Collection, name))))
+    return table
+
+
+def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
+    current = context.current
+    inside = _ops._inside.get
+    run = _ops.run
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = current()
+        if session is None or inside():
+            return original(self, *args, **kwargs)
+        return run(op, session, original, self, args, kwargs)
+
+    return wrapper
+
+
+def _wrap_find(original: Callable[..., Any]) -> Callable[..., Any]:
+    current = context.current
+    inside = _ops._inside.get
+
+    @functools.wraps(original)
+    def find(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = current()
+        if session is None or inside():
+            return original(self, *args, **kwargs)
+        cursor = original(self, *args, **kwargs)  # builds the cursor; no I/O until first fetch
+        if type(cursor) is Cursor:
+            cursor.__class__ = TracedCursor
+            cursor._tt_session = session
+        return cursor
+
+    return find
+
+
+def _wrap_unsupported(owner: type, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    current = context.current
+
+    @functools.wraps(original)
+    def unsupported(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = current()
+        if session is None or not session.replaying:
+            return original(self, *args, **kwargs)
+        raise ReplayUnsupportedError(
+            f"{owner.__name__}.{name}() is not replayed by timetracer, and replay never reaches the "
+            f"database (cassette: {session.cassette_path}); record and replay only the supported "
+            "calls in this request, or run it with TIMETRACER_MODE=off"
+        )
+
+    return unsupported
+
+
+def _replay_wanted() -> bool:
+    session = context.current()
+    if session is not None:
+        return bool(session.replaying)
+    return os.environ.get(ENV_MODE, "").strip().lower() == "replay"
+
+
+def _wrap_client_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # In replay nothing may reach a server: don't start background monitoring either.
+        if _replay_wanted():
+            if len(args) > 4:
+                args = (*args[:4], False, *args[5:])
+            else:
+                kwargs["connect"] = False
+        original(self, *args, **kwargs)
+
+    return __init__
+
+
+def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
+    current = context.current
+
+    @functools.wraps(original)
+    def _get_topology(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = current()
+        if session is not None and session.replaying:
+            raise ReplayUnsupportedError(
+                "a PyMongo call that timetracer does not replay tried to reach the server during "
+                f"replay (cassette: {session.cassette_path}); see the supported operations in the README"
+            )
+        return original(self, *args, **kwargs)
+
+    return _get_topology
+
+
+def _install(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    own = cls.__dict__.get(name, _MISSING)
+    original = getattr(cls, name, None)
+    if original is None:
+        return
+    setattr(cls, name, make(original))
+    _installed.append((cls, name, own))
+
+
+def enable() -> None:
+    """Install the wrappers. Calling it again does nothing."""
+    with _lock:
+        if _installed:
+            return
+        for cls, name, op in _ops_table():
+            _install(cls, name, lambda original, op=op: _wrap(op, original))
+        _install(Collection, "find", _wrap_find)
+        for owner, names in _UNSUPPORTED.items():
+            for name in names:
+                _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
+        _install(MongoClient, "__init__", _wrap_client_init)
+        _install(MongoClient, "_get_topology", _wrap_topology)
+
+
+def disable() -> None:
+    """Put PyMongo's original methods back exactly. Calling it again does nothing."""
+    with _lock:
+        while _installed:
+            cls, name, own = _installed.pop()
+            if own is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, own)
+
+
+def is_enabled() -> bool:
+    return bool(_installed)

@@ -1,0 +1,19 @@
+"""The spec's ``signature`` block for a PyMongo call."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from timetracer.hashing import body_hash
+from timetracer.plugins.pymongo._normalize import filter_keys
+
+
+def signature_for(method: str, url: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    """``{"lib", "method", "url", "query": {"filter_keys"}, "body_hash"}`` for normalised ``args``."""
+    return {
+        "lib": "pymongo",
+        "method": method,
+        "url": url,
+        "query": {"filter_keys": filter_keys(args.get("filter"))},
+        "body_hash": body_hash(args),
+    }
