@@ -19,6 +19,8 @@ from timetracer.errors import (
 
 __version__ = "0.1.0"
 
+from timetracer.api import record, replay  # noqa: E402  (api imports __version__ via session)
+
 __all__ = [
     "CassetteError",
     "CassetteNotFoundError",
@@ -30,4 +32,6 @@ __all__ = [
     "TimeTracerError",
     "TraceConfig",
     "__version__",
+    "record",
+    "replay",
 ]

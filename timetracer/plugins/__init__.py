@@ -9,9 +9,11 @@ from __future__ import annotations
 
 def enable_pymongo() -> None:
     """Record and replay PyMongo calls made while a timetracer session is active. Idempotent."""
+    from timetracer import script
     from timetracer.plugins.pymongo import enable
 
     enable()
+    script.install()
 
 
 def disable_pymongo() -> None:

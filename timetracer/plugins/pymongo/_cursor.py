@@ -4,7 +4,7 @@
 session is active. Its query is identified when it is first fetched, so chained ``sort``/``skip``/
 ``limit`` calls count. ``aggregate()`` and the other command cursors use
 :class:`TracedCommandCursor`. PyMongo's private cursor fields are reached through
-:class:`_Fields`, which knows the 4.6–4.8 (name-mangled) and 4.9+ spellings.
+:class:`_Fields`, which knows the 4.6-4.8 (name-mangled) and 4.9+ spellings.
 """
 
 from __future__ import annotations

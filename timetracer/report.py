@@ -1,0 +1,151 @@
+"""The end-of-replay report: how calls were matched, what was left unused, and whether the app's
+response equals the recorded one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from timetracer.diff import diff_values
+from timetracer.errors import ReplayMismatchError
+
+if TYPE_CHECKING:
+    from timetracer.session import Session
+
+logger = logging.getLogger("timetracer")
+
+IDENTICAL = "identical"
+DIFFERENT = "different"
+MISMATCH = "mismatch"
+
+
+@dataclass
+class ReplayReport:
+    """What one replayed request or session did."""
+
+    cassette: str
+    exact: int = 0
+    fallback: int = 0
+    mismatches: int = 0
+    unused: List[Dict[str, Any]] = field(default_factory=list)
+    response: Optional[str] = None  # identical, different, or None when not compared
+    response_diff: List[str] = field(default_factory=list)
+    request_note: Optional[str] = None
+
+    @property
+    def verdict(self) -> str:
+        """``mismatch`` if a call had no recorded match, else how the response compared."""
+        if self.mismatches:
+            return MISMATCH
+        return self.response or IDENTICAL
+
+    def line(self) -> str:
+        parts = [
+            f"timetracer replay {self.cassette}: {self.exact} calls matched exactly",
+            f"{self.fallback} by fallback",
+            f"{self.mismatches} unmatched",
+            f"{len(self.unused)} recorded calls unused",
+        ]
+        if self.response is not None:
+            detail = f"response {self.response}"
+            if self.response_diff:
+                detail += " (" + "; ".join(self.response_diff[:3]) + ")"
+            parts.append(detail)
+        if self.request_note:
+            parts.append(self.request_note)
+        return ", ".join(parts)
+
+
+def _body_bytes(body: Dict[str, Any]) -> bytes:
+    data = body.get("data", "")
+    if body.get("encoding") == "base64":
+        return base64.b64decode(data)
+    return str(data).encode("utf-8")
+
+
+def _is_json(headers: Any) -> bool:
+    for name, value in headers or ():
+        if str(name).lower() == "content-type":
+            return "json" in str(value).lower()
+    return False
+
+
+def compare_responses(recorded: Dict[str, Any], live: Dict[str, Any]) -> List[str]:
+    """Differences between a recorded and a live response (empty when they are the same)."""
+    out: List[str] = []
+    if recorded.get("status") != live.get("status"):
+        out.append(f"status: {live.get('status')} != {recorded.get('status')}")
+    rec_body, live_body = recorded.get("body") or {}, live.get("body") or {}
+    rec_bytes, live_bytes = _body_bytes(rec_body), _body_bytes(live_body)
+    if rec_body.get("truncated") or live_body.get("truncated"):
+        if rec_body.get("size") != live_body.get("size"):
+            out.append(f"body size: {live_body.get('size')} != {rec_body.get('size')}")
+        limit = min(len(rec_bytes), len(live_bytes))
+        rec_bytes, live_bytes = rec_bytes[:limit], live_bytes[:limit]
+    if rec_bytes == live_bytes:
+        return out
+    if _is_json(recorded.get("headers")) and _is_json(live.get("headers")):
+        try:
+            differences = diff_values(json.loads(rec_bytes), json.loads(live_bytes), prefix="body")
+        except ValueError:
+            differences = []
+        if differences:
+            out.extend(differences)
+            return out
+        if not differences:
+            return out  # same JSON, different spacing or key order
+    out.append(f"body: {len(live_bytes)} bytes differ from the recorded {len(rec_bytes)} bytes")
+    return out
+
+
+def build_report(session: Session) -> ReplayReport:
+    replayer = session.replayer
+    report = ReplayReport(cassette=str(session.cassette_path))
+    if replayer is not None:
+        report.exact = replayer.matched_exact
+        report.fallback = getattr(replayer, "matched_fallback", 0)
+        report.mismatches = getattr(replayer, "mismatches", 0)
+        report.unused = replayer.unused()
+    cassette = session.cassette or {}
+    recorded = cassette.get("response")
+    if recorded is not None and session.response is not None:
+        report.response_diff = compare_responses(recorded, session.response)
+        report.response = DIFFERENT if report.response_diff else IDENTICAL
+    rec_request = cassette.get("request") or {}
+    live = session.request or {}
+    if "method" in live and "path" in rec_request:
+        if (live.get("method"), live.get("path")) != (rec_request.get("method"), rec_request.get("path")):
+            report.request_note = (
+                f"request {live.get('method')} {live.get('path')} replayed from a cassette recorded for "
+                f"{rec_request.get('method')} {rec_request.get('path')}"
+            )
+    return report
+
+
+def finish_replay(session: Session, raise_on_strict: bool = True) -> ReplayReport:
+    """Log the report; in strict mode, raise when recorded calls were left unused."""
+    report = build_report(session)
+    logger.log(logging.WARNING if report.verdict != IDENTICAL else logging.INFO, "%s", report.line())
+    for event in report.unused:
+        sig = event.get("signature", {})
+        logger.debug(
+            "timetracer replay %s: unused recorded call eid=%s %s on %s args=%s",
+            report.cassette,
+            event.get("eid"),
+            sig.get("method"),
+            sig.get("url"),
+            json.dumps(event.get("args"), default=str)[:300],
+        )
+    if session.config.strict and report.unused and raise_on_strict:
+        listed = "\n".join(
+            f"  eid={e.get('eid')} {e.get('signature', {}).get('method')} on {e.get('signature', {}).get('url')}"
+            for e in report.unused[:10]
+        )
+        raise ReplayMismatchError(
+            f"strict replay of {report.cassette}: {len(report.unused)} recorded calls were never made:\n{listed}"
+        )
+    return report
