@@ -19,7 +19,7 @@ from timetracer.errors import (
 
 __version__ = "0.1.0"
 
-from timetracer.api import record, replay  # noqa: E402  (api imports __version__ via session)
+from timetracer.api import record, replay
 
 __all__ = [
     "CassetteError",

@@ -65,8 +65,8 @@ class Compression(str, enum.Enum):
         return {"none": ".json", "gzip": ".json.gz", "zstd": ".json.zst"}[self.value]
 
 
-def _enum(cls: type[enum.Enum], variable: str) -> Callable[[Any], Any]:
-    def parse(value: Any) -> Any:
+def _enum(cls: type[enum.Enum]) -> Callable[[Any, str], Any]:
+    def parse(value: Any, label: str) -> Any:
         if isinstance(value, cls):
             return value
         text = str(value).strip().lower()
@@ -74,55 +74,49 @@ def _enum(cls: type[enum.Enum], variable: str) -> Callable[[Any], Any]:
             return cls(text)
         except ValueError:
             valid = ", ".join(repr(m.value) for m in cls)  # type: ignore[attr-defined]
-            raise ConfigError(f"{variable}={value!r} is not valid; use one of {valid}") from None
+            raise ConfigError(f"{label}={value!r} is not valid; use one of {valid}") from None
 
     return parse
 
 
-def _bool(variable: str) -> Callable[[Any], bool]:
-    def parse(value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-        raise ConfigError(
-            f"{variable}={value!r} is not a boolean; use one of "
-            f"{', '.join(sorted(TRUE_WORDS))} or {', '.join(sorted(w for w in FALSE_WORDS if w))}"
-        )
-
-    return parse
+def _bool(value: Any, label: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ConfigError(
+        f"{label}={value!r} is not a boolean; use one of "
+        f"{', '.join(sorted(TRUE_WORDS))} or {', '.join(sorted(w for w in FALSE_WORDS if w))}"
+    )
 
 
-def _rate(value: Any) -> float:
+def _rate(value: Any, label: str) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError):
         rate = float("nan")
-    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+    if isinstance(value, bool) or not 0.0 <= rate <= 1.0:  # also rejects NaN
         raise ConfigError(
-            f"{ENV_SAMPLE_RATE}={value!r} is not valid; use a number from 0.0 to 1.0 "
-            "(the fraction of requests recorded)"
+            f"{label}={value!r} is not valid; "
+            "use a number from 0.0 to 1.0 (the fraction of requests recorded)"
         )
     return rate
 
 
-def _positive_int(variable: str) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            number = -1
-        if number < 0:
-            raise ConfigError(f"{variable}={value!r} is not valid; use a whole number of bytes >= 0")
-        return number
-
-    return parse
+def _non_negative_int(value: Any, label: str) -> int:
+    try:
+        number = -1 if isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{label}={value!r} is not valid; use a whole number of bytes >= 0")
+    return number
 
 
-def _csv(value: Any) -> Tuple[str, ...]:
+def _csv(value: Any, label: str = "") -> Tuple[str, ...]:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [str(v) for v in value]
     else:
@@ -130,21 +124,21 @@ def _csv(value: Any) -> Tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
-def _lower_csv(value: Any) -> Tuple[str, ...]:
+def _lower_csv(value: Any, label: str = "") -> Tuple[str, ...]:
     return tuple(item.lower() for item in _csv(value))
 
 
-def _path(value: Any) -> Path:
+def _path(value: Any, label: str = "") -> Path:
     return Path(os.path.expanduser(str(value)))
 
 
-def _optional_path(value: Any) -> Optional[Path]:
+def _optional_path(value: Any, label: str = "") -> Optional[Path]:
     if value is None or str(value).strip() == "":
         return None
     return _path(value)
 
 
-def _text(value: Any) -> Optional[str]:
+def _text(value: Any, label: str = "") -> Optional[str]:
     if value is None:
         return None
     text = str(value).strip()
@@ -188,11 +182,22 @@ class TraceConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redact_headers: Tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Direct construction (``TraceConfig(mode="record")``, ``dataclasses.replace``) gets the
+        # same parsing as from_env, so a field always holds its declared type.
+        for name, (_, parse) in _PARSERS.items():
+            value = getattr(self, name)
+            if value is None and name in _NULLABLE:
+                continue
+            object.__setattr__(self, name, parse(value, name))
+        self.check()
+
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> TraceConfig:
         """Build a config: ``overrides`` > ``environ`` (default ``os.environ``) > defaults.
 
-        Raises :class:`ConfigError` for a bad value and ``TypeError`` for an unknown argument.
+        A variable set to an empty or blank string counts as unset. Raises :class:`ConfigError`
+        for a bad value and ``TypeError`` for an unknown argument.
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
@@ -206,12 +211,12 @@ class TraceConfig:
         for name, (variable, parse) in _PARSERS.items():
             if name in overrides:
                 raw = overrides[name]
-                values[name] = raw if raw is None and name in _NULLABLE else parse(raw)
-            elif variable in env:
-                values[name] = parse(env[variable])
-        config = cls(**values)
-        config.check()
-        return config
+                values[name] = raw if raw is None and name in _NULLABLE else parse(raw, name)
+            else:
+                text = env.get(variable)
+                if text is not None and str(text).strip():
+                    values[name] = parse(text, variable)
+        return cls(**values)
 
     def check(self) -> None:
         """Raise :class:`ConfigError` if this combination of settings cannot work."""
@@ -234,18 +239,18 @@ class TraceConfig:
 
 _NULLABLE = {"cassette", "service", "env"}
 
-_PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "mode": (ENV_MODE, _enum(Mode, ENV_MODE)),
+_PARSERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "mode": (ENV_MODE, _enum(Mode)),
     "cassette": (ENV_CASSETTE, _optional_path),
     "cassette_dir": (ENV_CASSETTE_DIR, _path),
-    "compression": (ENV_COMPRESSION, _enum(Compression, ENV_COMPRESSION)),
+    "compression": (ENV_COMPRESSION, _enum(Compression)),
     "sample_rate": (ENV_SAMPLE_RATE, _rate),
-    "errors_only": (ENV_ERRORS_ONLY, _bool(ENV_ERRORS_ONLY)),
+    "errors_only": (ENV_ERRORS_ONLY, _bool),
     "service": (ENV_SERVICE, _text),
     "env": (ENV_ENV, _text),
     "exclude_paths": (ENV_EXCLUDE_PATHS, _csv),
     "ignore_fields": (ENV_IGNORE_FIELDS, _csv),
-    "strict": (ENV_STRICT, _bool(ENV_STRICT)),
-    "max_body_bytes": (ENV_MAX_BODY_BYTES, _positive_int(ENV_MAX_BODY_BYTES)),
+    "strict": (ENV_STRICT, _bool),
+    "max_body_bytes": (ENV_MAX_BODY_BYTES, _non_negative_int),
     "redact_headers": (ENV_REDACT_HEADERS, _lower_csv),
 }

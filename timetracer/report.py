@@ -35,11 +35,12 @@ class ReplayReport:
     response: Optional[str] = None  # identical, different, or None when not compared
     response_diff: List[str] = field(default_factory=list)
     request_note: Optional[str] = None
+    strict: bool = False
 
     @property
     def verdict(self) -> str:
         """``mismatch`` if a call had no recorded match, else how the response compared."""
-        if self.mismatches:
+        if self.mismatches or (self.strict and (self.unused or self.fallback)):
             return MISMATCH
         return self.response or IDENTICAL
 
@@ -104,7 +105,7 @@ def compare_responses(recorded: Dict[str, Any], live: Dict[str, Any]) -> List[st
 
 def build_report(session: Session) -> ReplayReport:
     replayer = session.replayer
-    report = ReplayReport(cassette=str(session.cassette_path))
+    report = ReplayReport(cassette=str(session.cassette_path), strict=session.config.strict)
     if replayer is not None:
         report.exact = replayer.matched_exact
         report.fallback = getattr(replayer, "matched_fallback", 0)

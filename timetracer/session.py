@@ -8,6 +8,7 @@ recording session and ask a replaying session for the recorded answer to a call.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from timetracer.config import Mode, TraceConfig
 from timetracer.matching import Replayer
 
 Event = Dict[str, Any]
+
+logger = logging.getLogger("timetracer")
 
 
 class Session:
@@ -84,19 +87,21 @@ class Session:
 
         Events are numbered in the order calls start, whatever thread makes them.
         """
-        start = round(self.offset_ms(), 3)
-        event: Event = {"eid": 0, "event_type": "db.query", "start_offset_ms": start, "duration_ms": 0.0}
+        event: Event = {"eid": 0, "event_type": "db.query", "start_offset_ms": 0.0, "duration_ms": 0.0}
         event["signature"] = signature
         if args is not None:
             event["args"] = args
+        # The clock is read under the lock, so eid order and start_offset_ms order agree.
         with self._lock:
+            event["start_offset_ms"] = round(self.offset_ms(), 3)
             event["eid"] = next(self._eids)
             self._events.append(event)
         return event
 
     def end_event(self, event: Event, result: Dict[str, Any]) -> None:
         """Close an event with its ``result`` and the time it took."""
-        event["duration_ms"] = round(self.offset_ms() - event["start_offset_ms"], 3)
+        # The start was rounded (possibly up), so clamp: a duration is never negative.
+        event["duration_ms"] = max(0.0, round(self.offset_ms() - event["start_offset_ms"], 3))
         event["result"] = result
 
     def on_finish(self, finalizer: Callable[[], None]) -> None:
@@ -113,12 +118,23 @@ class Session:
         """Note an exception that ended the request or script."""
         self.error = {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "message": str(exc)}
 
+    def _run_finalizers(self) -> None:
+        # Each finalizer runs once, including ones registered by another finalizer; one that
+        # fails is logged and the others still run, so the rest of the cassette is kept.
+        while True:
+            with self._lock:
+                finalizers, self._finalizers = self._finalizers, []
+            if not finalizers:
+                return
+            for finalize in finalizers:
+                try:
+                    finalize()
+                except Exception:
+                    logger.exception("timetracer: a session finalizer failed; its event may be incomplete")
+
     def to_cassette(self) -> Dict[str, Any]:
         """Build the cassette document for this session (record mode)."""
-        with self._lock:
-            finalizers, self._finalizers = self._finalizers, []
-        for finalize in finalizers:
-            finalize()
+        self._run_finalizers()
         session_info: Dict[str, Any] = {
             "id": self.id,
             "recorded_at": self.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

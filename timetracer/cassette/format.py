@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -12,14 +13,12 @@ from timetracer.errors import CassetteError
 SCHEMA_VERSION = "1.0"
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
 
-_SCHEMA_FILE = Path(__file__).with_name("schema.json")
-
 
 @lru_cache(maxsize=1)
 def load_schema() -> Dict[str, Any]:
-    """The JSON Schema (draft 2020-12) every cassette conforms to."""
-    with _SCHEMA_FILE.open(encoding="utf-8") as fh:
-        return json.load(fh)
+    """The JSON Schema (draft 2020-12) every cassette conforms to, read from the package data."""
+    text = resources.files("timetracer.cassette").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
@@ -33,7 +32,7 @@ def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
     version = document.get("schema_version")
     if version is None:
         raise CassetteError(f"cassette {path}: no 'schema_version'; this is not a timetracer cassette")
-    if version not in SUPPORTED_VERSIONS:
+    if not isinstance(version, str) or version not in SUPPORTED_VERSIONS:
         raise CassetteError(
             f"cassette {path}: schema_version {version!r} is not supported; "
             f"this timetracer reads {', '.join(sorted(SUPPORTED_VERSIONS))}"
@@ -41,9 +40,11 @@ def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
     events = document.get("events")
     if not isinstance(events, list):
         raise CassetteError(f"cassette {path}: 'events' is missing or not a list")
-    for index, event in enumerate(events):
-        if not isinstance(event, dict) or not isinstance(event.get("signature"), dict) or "result" not in event:
-            raise CassetteError(
-                f"cassette {path}: event #{index + 1} lacks a 'signature' object or a 'result'"
-            )
+    for index, event in enumerate(events, start=1):
+        if not isinstance(event, dict):
+            raise CassetteError(f"cassette {path}: event #{index} is {type(event).__name__}, not an object")
+        if not isinstance(event.get("signature"), dict):
+            raise CassetteError(f"cassette {path}: event #{index} has no 'signature' object")
+        if "result" not in event:
+            raise CassetteError(f"cassette {path}: event #{index} has no 'result'")
     return document

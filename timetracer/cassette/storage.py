@@ -5,10 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from timetracer.cassette.format import validate
 from timetracer.config import Compression
@@ -17,8 +18,10 @@ from timetracer.errors import CassetteError, CassetteNotFoundError, ConfigError
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-# Parsed cassettes by resolved path; an entry is reused while the file's mtime and size hold.
-_cache: Dict[str, Tuple[int, int, Dict[str, Any]]] = {}
+# Parsed cassettes by resolved path; an entry is reused while the file's identity holds: inode
+# (an atomic rewrite makes a new one), mtime, ctime and size. mtime alone is not enough: two
+# same-sized writes within one clock tick of the filesystem share an mtime.
+_cache: Dict[str, Tuple[Tuple[int, int, int, int], Dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 256
 
@@ -57,9 +60,41 @@ def decode(data: bytes, path: Union[str, Path]) -> Any:
     if not data.strip():
         raise CassetteError(f"cassette {path}: the file is empty")
     try:
-        return json.loads(data.decode("utf-8"))
+        # utf-8-sig: a cassette saved by an editor that adds a byte order mark still loads.
+        return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise CassetteError(f"cassette {path}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise CassetteError(f"cassette {path}: not valid JSON (nested too deeply)") from None
+
+
+_umask_lock = threading.Lock()
+_umask_value: Optional[int] = None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    global _umask_value
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        if _umask_value is None:
+            _umask_value = os.umask(0o022)
+            os.umask(_umask_value)
+        return _umask_value
+
+
+def _file_mode(target: Path) -> int:
+    """Permissions for a written cassette: the replaced file's, else what ``open()`` would give."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def write_cassette(path: Union[str, Path], document: Dict[str, Any], compression: Compression) -> Path:
@@ -70,8 +105,13 @@ def write_cassette(path: Union[str, Path], document: Dict[str, Any], compression
     target = Path(path)
     data = encode(document, compression)
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
     try:
+        try:
+            os.chmod(tmp, mode)  # mkstemp makes 0600 files; a cassette is an ordinary file
+        except OSError:
+            pass
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -87,25 +127,26 @@ def write_cassette(path: Union[str, Path], document: Dict[str, Any], compression
 
 
 def read_cassette(path: Union[str, Path]) -> Dict[str, Any]:
-    """Load and check a cassette; parsed files are cached by path, mtime and size.
+    """Load and check a cassette; parsed files are cached by path and file identity (inode, times, size).
 
     The returned document is shared between callers: treat it as read-only.
     Raises :class:`CassetteNotFoundError` or :class:`CassetteError` naming the file and the reason.
     """
     source = Path(path)
     try:
-        stat = source.stat()
+        info = source.stat()
     except FileNotFoundError:
         raise CassetteNotFoundError(f"cassette {source} does not exist") from None
     except OSError as exc:
         raise CassetteError(f"cassette {source}: cannot read ({exc.strerror or exc})") from exc
-    if source.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise CassetteError(f"cassette {source} is a directory, not a file")
     key = str(source.resolve())
+    identity = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None and hit[0] == stat.st_mtime_ns and hit[1] == stat.st_size:
-        return hit[2]
+    if hit is not None and hit[0] == identity:
+        return hit[1]
     try:
         data = source.read_bytes()
     except OSError as exc:
@@ -114,5 +155,5 @@ def read_cassette(path: Union[str, Path]) -> Dict[str, Any]:
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        _cache[key] = (stat.st_mtime_ns, stat.st_size, document)
+        _cache[key] = (identity, document)
     return document

@@ -1,0 +1,153 @@
+"""Shared pytest fixtures for timetracer's test suite.
+
+Sections (append new ones at the end, each under its own banner):
+
+1. MongoDB-compatible test server -- a real server over real TCP for real
+   PyMongo: mongoeco's wire server, run by ``scripts/mongo_server.py`` in its
+   own Python >= 3.13 venv and process.  Set ``TIMETRACER_TEST_MONGODB_URI``
+   to use an existing server (e.g. a real mongod) for ``mongo_uri`` instead.
+   If the server cannot start, tests needing it are skipped -- except when
+   ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.database import Database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# =============================================================================
+# 1. MongoDB-compatible test server
+# =============================================================================
+
+_MONGO_SERVER_SCRIPT = REPO_ROOT / "scripts" / "mongo_server.py"
+_MONGO_SERVER_MODULE_NAME = "timetracer_tests_mongo_server"
+
+
+def _load_mongo_server_module() -> ModuleType:
+    """Import ``scripts/mongo_server.py`` by path (``scripts`` is no package)."""
+    module = sys.modules.get(_MONGO_SERVER_MODULE_NAME)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(_MONGO_SERVER_MODULE_NAME, _MONGO_SERVER_SCRIPT)
+    assert spec is not None and spec.loader is not None, _MONGO_SERVER_SCRIPT
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_MONGO_SERVER_MODULE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mongo_server_unavailable(reason: str) -> NoReturn:
+    """Skip the test -- or, in CI, fail it: CI must never silently skip these."""
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"MongoDB test server unavailable (CI=true, so this fails):\n{reason}", pytrace=False)
+    pytest.skip(f"MongoDB test server unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def mongo_server_module() -> ModuleType:
+    """The ``scripts/mongo_server.py`` module (``start_server``, ``MongoServer``, ...)."""
+    return _load_mongo_server_module()
+
+
+@pytest.fixture(scope="session")
+def mongoeco_python(mongo_server_module: ModuleType) -> Path:
+    """The server venv's python, created on first use (skip/fail if impossible)."""
+    try:
+        return mongo_server_module.ensure_venv()
+    except (mongo_server_module.MongoServerError, OSError) as exc:
+        _mongo_server_unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URI of the session's MongoDB server: ``$TIMETRACER_TEST_MONGODB_URI`` or mongoeco's."""
+    configured = os.environ.get("TIMETRACER_TEST_MONGODB_URI")
+    if configured:
+        yield configured
+        return
+    module: ModuleType = request.getfixturevalue("mongo_server_module")
+    request.getfixturevalue("mongoeco_python")
+    try:
+        server = module.start_server()
+    except (module.MongoServerError, OSError) as exc:
+        _mongo_server_unavailable(str(exc))
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mongo_server_factory(
+    mongo_server_module: ModuleType, mongoeco_python: Path
+) -> Iterator[Callable[..., Any]]:
+    """Start extra mongoeco servers: ``start(port=0, timeout=60) -> MongoServer``.
+
+    For tests that stop a database and start another, e.g. on the same port
+    (``server.stop()``; ``start(port=server.port)``).  Each server has its own
+    empty in-memory data; all still running are stopped after the test.
+    Always mongoeco, even when ``TIMETRACER_TEST_MONGODB_URI`` is set.
+    """
+    servers: list[Any] = []
+
+    def start(port: int = 0, timeout: float = 60) -> Any:
+        try:
+            server = mongo_server_module.start_server(port=port, timeout=timeout)
+        except (mongo_server_module.MongoServerError, OSError) as exc:
+            _mongo_server_unavailable(str(exc))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def mongo_client(mongo_uri: str) -> Iterator[MongoClient[Any]]:
+    """A ``pymongo.MongoClient`` on ``mongo_uri`` (5 s server selection), closed after."""
+    import pymongo
+
+    client: MongoClient[Any] = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fresh_db(mongo_client: MongoClient[Any]) -> Iterator[Database[Any]]:
+    """A uniquely named, initially empty database, dropped after the test."""
+    from pymongo.errors import PyMongoError
+
+    name = f"tt_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield mongo_client[name]
+    finally:
+        with contextlib.suppress(PyMongoError):
+            mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def dead_mongo_uri() -> str:
+    """``mongodb://127.0.0.1:PORT`` where nothing listens on PORT (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"mongodb://127.0.0.1:{port}"

@@ -1,0 +1,239 @@
+"""The request lifecycle shared by the web middlewares: start a session, finish it exactly once.
+
+:class:`RequestLifecycle` decides for each request whether to record it, replay it or let it pass,
+and finishes sessions: it writes the cassette (record) or summarises the replay. The WSGI and the
+Django middleware both derive from it. :class:`RequestTrace` is one traced request: its session,
+its captured response, and the guarantee that it is finished once whatever the server does.
+Nothing that goes wrong here while recording ever reaches the application or the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+
+from timetracer._response import REDACTED, ResponseCapture
+from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
+from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
+from timetracer.context import activate, deactivate, mark_middleware_installed
+from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
+from timetracer.report import ReplayReport, finish_replay
+from timetracer.session import Session
+
+logger = logging.getLogger("timetracer")
+
+# The environ (WSGI) or request.META (Django) key holding the request's Session.
+SESSION_KEY = "timetracer.session"
+
+# Added to every replayed response: identical, different (from the recorded response) or mismatch.
+REPLAY_HEADER = "X-Timetracer-Replay"
+
+_CONTENT_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
+
+T = TypeVar("T")
+
+
+def request_headers(meta: Mapping[str, Any], redacted: frozenset[str]) -> Dict[str, str]:
+    """Request headers from a WSGI environ (or Django ``request.META``): lower-case names, redacted."""
+    headers: Dict[str, str] = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+        else:
+            name = _CONTENT_HEADERS.get(key)  # type: ignore[assignment]
+            if name is None or not value:
+                continue
+        if isinstance(value, str):
+            headers[name] = REDACTED if name in redacted else value
+    return headers
+
+
+def replay_failure_text(exc: BaseException) -> str:
+    """The body of the 500 sent when a request cannot be replayed: the file, the reason, the fix."""
+    return (
+        f"timetracer could not replay this request: {exc}\n"
+        f"Record it first ({ENV_MODE}=record), or set {ENV_CASSETTE} to the cassette file to replay "
+        f"({ENV_CASSETTE_DIR} to the folder of cassettes named after requests).\n"
+    )
+
+
+class RequestTrace:
+    """One traced request: its session and captured response, finished exactly once.
+
+    :param owner: the middleware that finishes it.
+    :param session: the request's recording or replaying session.
+
+    Example::
+
+        trace = lifecycle._begin("GET", "/users/1", "", environ)
+        result = trace.run(app, environ, start_response)  # session active; errors recorded
+        trace.finish()
+    """
+
+    __slots__ = ("_done", "_lock", "_owner", "capture", "report", "session")
+
+    def __init__(self, owner: RequestLifecycle, session: Session) -> None:
+        self._owner = owner
+        self.session = session
+        self.capture = ResponseCapture(owner.config.max_body_bytes)
+        self.report: Optional[ReplayReport] = None
+        self._done = False
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Call ``func`` with the session active; on an exception record it, finish, re-raise it."""
+        token = activate(self.session)
+        try:
+            return func(*args)
+        except BaseException as exc:
+            self.fail(exc)
+            self.finish()
+            raise
+        finally:
+            deactivate(token)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the exception that ended the request (the first one; never ``GeneratorExit``)."""
+        if self.session.error is not None or isinstance(exc, GeneratorExit):
+            return
+        try:
+            self.session.record_error(exc)
+        except Exception:  # str(exc) itself raised
+            self.session.error = {"type": type(exc).__qualname__, "message": "<unprintable>"}
+
+    def finish(self) -> None:
+        """Write the cassette or summarise the replay, once, with the session active. Never raises."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        token = activate(self.session)
+        try:
+            self._owner._finish(self)
+        except Exception:
+            logger.exception("timetracer: internal error finishing %s", self.session.cassette_path)
+        finally:
+            deactivate(token)
+
+
+class RequestLifecycle:
+    """Start and finish the sessions of requests; the base of the web middlewares.
+
+    :param config: the settings in force, read once.
+
+    Example::
+
+        class Middleware(RequestLifecycle):
+            def __call__(self, environ, start_response):
+                trace = self._begin(method, path, query, environ)  # None: pass through
+    """
+
+    def __init__(self, config: TraceConfig) -> None:
+        self.config = config
+        self._recording = config.mode is Mode.RECORD
+        self._exclude = tuple(config.exclude_paths)
+        self._sample_rate = config.sample_rate
+        self._redacted = config.redacted_headers
+        suffixes = [config.compression.suffix]
+        suffixes += [c.suffix for c in Compression if c is not config.compression]
+        self._replay_suffixes = tuple(suffixes)
+        mark_middleware_installed()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def _begin(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Optional[RequestTrace]:
+        """Start tracing a request, or return ``None`` to let it pass untouched.
+
+        Raises :class:`TimeTracerError` (logged) when a replay cannot start: the adapter answers
+        with a 500 built by :func:`replay_failure_text`.
+        """
+        if path.startswith(self._exclude):
+            return None
+        if self._recording:
+            if not random.random() < self._sample_rate:
+                return None
+            try:
+                target = self.config.cassette
+                if target is None:
+                    target = cassette_path(self.config, method, path)
+                request = self._request(method, path, query, meta)
+                session = Session(self.config, Mode.RECORD, cassette_path=target, request=request)
+            except Exception:
+                logger.exception("timetracer: cannot record %s %s; it runs unrecorded", method, path)
+                return None
+            return RequestTrace(self, session)
+        try:
+            return RequestTrace(self, self._start_replay(method, path, query, meta))
+        except TimeTracerError as exc:
+            logger.error("timetracer: cannot replay %s %s: %s", method, path, exc)
+            raise
+
+    def _request(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Dict[str, Any]:
+        headers = request_headers(meta, self._redacted)
+        return {"method": method, "path": path, "query": query, "headers": headers}
+
+    def _start_replay(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Session:
+        source, document = self._load_replay(method, path)
+        try:
+            return Session(
+                self.config,
+                Mode.REPLAY,
+                cassette_path=source,
+                cassette=document,
+                request=self._request(method, path, query, meta),
+            )
+        except Exception as exc:
+            raise CassetteError(f"cassette {source}: cannot replay it ({exc})") from exc
+
+    def _load_replay(self, method: str, path: str) -> Tuple[Path, Dict[str, Any]]:
+        """``config.cassette``, or the cassette named after the request in ``cassette_dir``, loaded.
+
+        Suffixes are tried with the configured compression's first; loads are cached by path.
+        """
+        if self.config.cassette is not None:
+            return self.config.cassette, read_cassette(self.config.cassette)
+        directory = Path(self.config.cassette_dir)
+        stem = cassette_name(method, path)
+        for suffix in self._replay_suffixes:
+            candidate = directory / f"{stem}{suffix}"
+            try:
+                return candidate, read_cassette(candidate)
+            except CassetteNotFoundError:
+                continue
+        others = ", ".join(self._replay_suffixes[1:])
+        raise CassetteNotFoundError(
+            f"cassette {directory / (stem + self._replay_suffixes[0])} does not exist "
+            f"(nor with {others}) for {method} {path}"
+        )
+
+    # -- finish ------------------------------------------------------------------------------
+
+    def _finish(self, trace: RequestTrace) -> None:
+        session = trace.session
+        capture = trace.capture
+        if session.recording:
+            if self.config.errors_only and session.error is None and (capture.status or 0) < 500:
+                return
+            session.response = capture.to_dict(self._redacted)
+            self._write(session)
+        else:
+            session.response = capture.to_dict(self._redacted)
+            trace.report = self._finish_replay(session)
+
+    def _write(self, session: Session) -> None:
+        target = session.cassette_path
+        try:
+            write_cassette(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
+        except Exception as exc:
+            logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
+
+    def _finish_replay(self, session: Session) -> ReplayReport:
+        """Log the replay report (calls matched, unused, response identical or not) and return it."""
+        return finish_replay(session, raise_on_strict=False)

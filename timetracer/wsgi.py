@@ -1,0 +1,142 @@
+"""WSGI middleware: record each request's MongoDB calls into a cassette, or replay them from one.
+
+Wrap any WSGI application. In ``record`` mode every sampled request runs with a recording session
+active and its cassette is written when the server closes the response; in ``replay`` mode the
+request's cassette is loaded and its calls are answered from it; in ``off`` mode the application is
+called directly. The request's session is put into the environ as ``environ["timetracer.session"]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from timetracer._lifecycle import (
+    REPLAY_HEADER,
+    SESSION_KEY,
+    RequestLifecycle,
+    RequestTrace,
+    replay_failure_text,
+)
+from timetracer._response import TracedIterable
+from timetracer.config import Mode, TraceConfig
+from timetracer.errors import TimeTracerError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    ExcInfo = Tuple[type, BaseException, TracebackType]
+    StartResponse = Callable[..., Callable[[bytes], Any]]
+    WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+
+__all__ = ["REPLAY_HEADER", "SESSION_KEY", "TimeTracerMiddleware"]
+
+
+def _wsgi_text(value: str) -> str:
+    """A WSGI "native string" (bytes as latin-1) as the text the client sent (UTF-8)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _traced_start_response(trace: RequestTrace, start_response: StartResponse) -> StartResponse:
+    """Wrap the server's ``start_response`` so the status, headers and ``write()`` bytes are captured.
+
+    ``exc_info`` is passed through: the server re-raises it if the headers were already sent, and
+    that exception then travels through the application like any other.
+    """
+    capture = trace.capture
+
+    def traced(status: str, headers: List[Tuple[str, str]], exc_info: Optional[ExcInfo] = None) -> Any:
+        try:
+            if exc_info is None:
+                write = start_response(status, headers)
+            else:
+                write = start_response(status, headers, exc_info)
+        finally:
+            exc_info = None  # no traceback -> frame -> traceback cycle (PEP 3333)
+        capture.start(status, headers)
+
+        def traced_write(data: bytes) -> Any:
+            result = write(data)
+            capture.feed(data)
+            return result
+
+        return traced_write
+
+    return traced
+
+
+def _failure_response(exc: BaseException, start_response: StartResponse) -> List[bytes]:
+    body = replay_failure_text(exc).encode("utf-8")
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response("500 Internal Server Error", headers)
+    return [body]
+
+
+def _replay(app: WSGIApp, trace: RequestTrace, environ: dict, start_response: StartResponse) -> List[bytes]:
+    """Run a replayed request to the end, then send it with ``X-Timetracer-Replay: <verdict>``.
+
+    Replay buffers the response: the verdict (identical, different, mismatch) is known only once
+    the body is complete, and it has to travel in a header.
+    """
+    held: Dict[str, Any] = {}
+    chunks: List[bytes] = []
+
+    def buffered_start(
+        status: str, headers: List[Tuple[str, str]], exc_info: Optional[ExcInfo] = None
+    ) -> Any:
+        del exc_info  # nothing was sent yet, so a later call simply replaces the first
+        held["status"], held["headers"] = status, list(headers)
+        trace.capture.start(status, headers)
+
+        def write(data: bytes) -> None:
+            chunks.append(data)
+            trace.capture.feed(data)
+
+        return write
+
+    iterable = TracedIterable(trace.run(app, environ, buffered_start), trace)
+    try:
+        chunks.extend(iterable)
+    finally:
+        iterable.close()
+    verdict = trace.report.verdict if trace.report is not None else "mismatch"
+    headers = [*held.get("headers", []), (REPLAY_HEADER, verdict)]
+    start_response(held.get("status", "500 Internal Server Error"), headers)
+    return chunks
+
+
+class TimeTracerMiddleware(RequestLifecycle):
+    """Record or replay the MongoDB calls of each request made to a WSGI application.
+
+    :param app: the WSGI application to wrap.
+    :param config: the settings; by default ``TraceConfig.from_env()``, read once, here (so a bad
+        ``TIMETRACER_*`` value raises :class:`~timetracer.errors.ConfigError` at startup).
+
+    Example::
+
+        app.wsgi_app = TimeTracerMiddleware(app.wsgi_app, TraceConfig.from_env(mode="record"))
+    """
+
+    def __init__(self, app: WSGIApp, config: Optional[TraceConfig] = None) -> None:
+        super().__init__(config if config is not None else TraceConfig.from_env())
+        self.app = app
+        self._off = self.config.mode is Mode.OFF
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if self._off:
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD") or "GET"
+        path = _wsgi_text(environ.get("PATH_INFO") or "/")
+        try:
+            trace = self._begin(method, path, environ.get("QUERY_STRING", ""), environ)
+        except TimeTracerError as exc:
+            return _failure_response(exc, start_response)
+        if trace is None:
+            return self.app(environ, start_response)
+        environ[SESSION_KEY] = trace.session
+        if trace.session.replaying:
+            return _replay(self.app, trace, environ, start_response)
+        result = trace.run(self.app, environ, _traced_start_response(trace, start_response))
+        return TracedIterable(result, trace)
