@@ -29,6 +29,11 @@ def current() -> Optional[Session]:
     return session
 
 
+def active_session() -> Optional[Session]:
+    """The session activated around the running code; unlike :func:`current`, never starts script mode."""
+    return _active.get()
+
+
 def activate(session: Optional[Session]) -> Token:
     """Make ``session`` the active one; pass the returned token to :func:`deactivate`."""
     return _active.set(session)

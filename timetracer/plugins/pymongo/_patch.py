@@ -153,7 +153,9 @@ def _wrap_unsupported(owner: type, name: str, original: Callable[..., Any]) -> C
 
 
 def _replay_wanted() -> bool:
-    session = context.current()
+    # Creating a client is no call: it must not decide script mode (a Django view module creates its
+    # client while runserver checks the URLconf, before the middleware exists).
+    session = context.active_session()
     if session is not None:
         return bool(session.replaying)
     return os.environ.get(ENV_MODE, "").strip().lower() == "replay"

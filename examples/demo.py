@@ -1,0 +1,185 @@
+"""timetracer demo: record the Flask shop app against a real server, replay it with none.
+
+1. Start a MongoDB-compatible server (mongoeco, via ``scripts/mongo_server.py``) and seed it.
+2. Run ``examples/pymongo_flask_app`` (``flask run``) with ``TIMETRACER_MODE=record`` and send it
+   ``GET /users/123``, ``GET /products`` and ``POST /products`` over HTTP.
+3. Stop the app and the database.
+4. Run the app again with ``TIMETRACER_MODE=replay``, send the same requests, and check that every
+   response body is byte-identical to the recorded one. Exit status 1 if not.
+
+    python examples/demo.py [--cassette-dir DIR]     # or: make demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = REPO_ROOT / "examples" / "pymongo_flask_app"
+REQUESTS: List[Tuple[str, str, Optional[Dict[str, Any]]]] = [
+    ("GET", "/users/123", None),
+    ("GET", "/products", None),
+    ("POST", "/products", {"name": "Desk lamp", "price": 24.9}),
+]
+CASSETTES = ["GET__users_123.json", "GET__products.json", "POST__products.json"]
+
+Reply = Tuple[int, Optional[str], bytes]  # status, X-Timetracer-Replay, body
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def flask_app(env: Dict[str, str], log: Path) -> Iterator[int]:
+    """Run ``flask --app app run`` in ``examples/pymongo_flask_app``; yield its port; stop it after."""
+    port = _free_port()
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETRACER_")}
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))
+    child_env.update(env)
+    command = [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, cwd=str(APP_DIR), env=child_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the Flask app did not start; its output:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def send(port: int) -> List[Reply]:
+    replies: List[Reply] = []
+    for method, path, payload in REQUESTS:
+        data = None if payload is None else json.dumps(payload).encode()
+        headers = {} if payload is None else {"Content-Type": "application/json"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                replies.append(
+                    (response.status, response.headers.get("X-Timetracer-Replay"), response.read())
+                )
+        except urllib.error.HTTPError as error:
+            with error:
+                replies.append((error.code, error.headers.get("X-Timetracer-Replay"), error.read()))
+    return replies
+
+
+def show(replies: List[Reply], *, replayed: bool) -> None:
+    for (method, path, _), (status, verdict, body) in zip(REQUESTS, replies):
+        header = f"  [X-Timetracer-Replay: {verdict}]" if replayed else ""
+        print(f"  {method:<4} {path:<10} -> {status}{header}")
+        print(f"       {body.decode('utf-8', 'replace').strip()}")
+
+
+def wait_for_cassettes(directory: Path, timeout: float = 15.0) -> None:
+    # A cassette is written when the server closes the response, which can be just after the
+    # client has read all of it: wait for the files before stopping the app.
+    deadline = time.monotonic() + timeout
+    while not all((directory / name).exists() for name in CASSETTES):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"cassettes missing in {directory}: {sorted(os.listdir(directory))}")
+        time.sleep(0.05)
+
+
+def run(cassette_dir: Path, logs: Path) -> int:
+    mongo_server = _load("mongo_server", REPO_ROOT / "scripts" / "mongo_server.py")
+    seed = _load("shop_seed", APP_DIR / "seed.py")
+    env = {"TIMETRACER_CASSETTE_DIR": str(cassette_dir)}
+
+    print("Starting a MongoDB-compatible server (mongoeco) ...", flush=True)
+    server = mongo_server.start_server()
+    try:
+        seed.seed(server.uri)
+        env["MONGODB_URI"] = server.uri
+        print(f"\n1. RECORD  TIMETRACER_MODE=record, database at {server.host}:{server.port}")
+        with flask_app({**env, "TIMETRACER_MODE": "record"}, logs / "record.log") as port:
+            recorded = send(port)
+            wait_for_cassettes(cassette_dir)
+        show(recorded, replayed=False)
+        events = {name: len(json.loads((cassette_dir / name).read_text())["events"]) for name in CASSETTES}
+        print(
+            "  cassettes: "
+            + ", ".join(f"{name} ({n} call{'s' if n != 1 else ''})" for name, n in events.items())
+        )
+    finally:
+        server.stop()
+    state = "still listening?!" if _listening(server.port) else "nothing listens there now"
+    print(f"\n2. STOPPED the app and the database ({server.host}:{server.port}: {state})")
+
+    print("\n3. REPLAY  TIMETRACER_MODE=replay, no database")
+    with flask_app({**env, "TIMETRACER_MODE": "replay"}, logs / "replay.log") as port:
+        replayed = send(port)
+    show(replayed, replayed=True)
+
+    same = [a[0] == b[0] and a[2] == b[2] for a, b in zip(recorded, replayed)]
+    verdicts = [verdict for _, verdict, _ in replayed]
+    print()
+    if all(same) and verdicts == ["identical"] * len(REQUESTS):
+        print(f"OK: all {len(REQUESTS)} replayed responses are byte-identical to the recorded ones.")
+        return 0
+    for (method, path, _), ok, verdict in zip(REQUESTS, same, verdicts):
+        if not ok or verdict != "identical":
+            print(f"DIFFERENT: {method} {path} (X-Timetracer-Replay: {verdict})")
+    print("The replaying app's log:\n" + (logs / "replay.log").read_text(errors="replace")[-3000:])
+    return 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cassette-dir", type=Path, help="keep the cassettes here (default: a temp dir)")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as tmp:
+        cassette_dir = (options.cassette_dir or Path(tmp) / "cassettes").resolve()
+        cassette_dir.mkdir(parents=True, exist_ok=True)
+        status = run(cassette_dir, Path(tmp))
+        if options.cassette_dir:
+            print(f"Cassettes kept in {cassette_dir}")
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
