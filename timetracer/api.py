@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union
 
 from timetracer import context
 from timetracer.cassette import read_cassette, write_cassette
@@ -76,11 +76,15 @@ def save(session: Session) -> Optional[Path]:
 
 
 class _Scope(contextlib.ContextDecorator):
-    """Shared machinery: activate a session on enter, finish it on exit."""
+    """Shared machinery: activate a session on enter, finish it on exit.
+
+    Re-entrant: the same object may be entered again inside its own block (each entry gets its
+    own session), so its state is a stack, not one slot.
+    """
 
     def __init__(self) -> None:
-        self._session: Optional[Session] = None
-        self._token: Any = None
+        # (session, context token) per entry that has not exited yet, innermost last.
+        self._entries: List[Tuple[Session, Any]] = []
 
     def _open(self) -> Session:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -90,15 +94,13 @@ class _Scope(contextlib.ContextDecorator):
 
     def __enter__(self) -> Any:
         session = self._open()
-        self._session = session
-        self._token = context.activate(session)
+        self._entries.append((session, context.activate(session)))
         return session.cassette_path
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
-        session, self._session = self._session, None
-        context.deactivate(self._token)
-        if session is not None:
-            self._close(session, exc)
+        session, token = self._entries.pop()
+        context.deactivate(token)
+        self._close(session, exc)
 
     def __call__(self, func: F) -> F:  # a fresh scope per call, so decorated code can recurse
         @functools.wraps(func)

@@ -12,14 +12,26 @@ from __future__ import annotations
 import argparse
 import runpy
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from timetracer import __version__
 
 
 def _run_script(script: str, args: List[str]) -> None:
+    """Run ``script`` as ``python script.py args...`` would.
+
+    The script's folder comes first on ``sys.path``, so it imports its sibling modules. A
+    successful ``sys.exit()`` / ``sys.exit(0)`` is a normal end, not an error of the session; any
+    other exit code propagates (and is stored in the cassette as the error that ended the run).
+    """
     sys.argv = [script, *args]
-    runpy.run_path(script, run_name="__main__")
+    sys.path.insert(0, str(Path(script).resolve().parent))
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -44,8 +56,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     enable_pymongo()
     if options.command == "record":
-        from pathlib import Path
-
         name = options.cassette or Path(options.script).stem
         with timetracer.record(name) as path:
             _run_script(options.script, options.args)

@@ -70,11 +70,16 @@ class _Pairing:
             return False
         return all(self.same(recorded[k], live[k], "", k) for k in recorded)
 
+    def ignored(self, field: str, arg: str) -> bool:
+        """Whether the user ignores ``field`` of argument ``arg``, named as ``meta.ts`` or the way a
+        mismatch message names it, ``document.meta.ts``."""
+        return bool(field) and (field in self.ignore or f"{arg}.{field}" in self.ignore)
+
     def same(self, recorded: Any, live: Any, field: str, arg: str) -> bool:
         if recorded == live and type(recorded) is type(live):
             return True
-        if field and field in self.ignore:
-            self.fields.append(field)
+        if self.ignored(field, arg):
+            self.fields.append(f"{arg}.{field}")
             return True
         kind = _volatile_kind(recorded)
         if kind is not None and kind == _volatile_kind(live) and (kind == "$date" or arg in self._WRITTEN):
@@ -84,9 +89,9 @@ class _Pairing:
         if isinstance(recorded, dict) and isinstance(live, dict):
             for key in recorded.keys() ^ live.keys():
                 path = f"{field}.{key}" if field else str(key)
-                if path not in self.ignore:
+                if not self.ignored(path, arg):
                     return False
-                self.fields.append(path)
+                self.fields.append(f"{arg}.{path}")
             return all(
                 self.same(recorded[k], live[k], f"{field}.{k}" if field else str(k), arg)
                 for k in recorded.keys() & live.keys()

@@ -49,7 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _cassette_dir(config: pytest.Config) -> Path:
     # Precedence: command line > ini > TIMETRACER_CASSETTE_DIR > "cassettes".
     value = config.getoption("--timetracer-cassette-dir") or config.getini("timetracer_cassette_dir")
-    return Path(value or os.environ.get("TIMETRACER_CASSETTE_DIR") or "cassettes")
+    # Absolute (relative ones are relative to the working directory), so timetracer.record() and
+    # timetracer.replay() use the file as found here and never re-read it as a bare cassette name
+    # (which they would put in TIMETRACER_CASSETTE_DIR): "." as the dir gave "x.json", a bare name.
+    return Path(value or os.environ.get("TIMETRACER_CASSETTE_DIR") or "cassettes").absolute()
 
 
 def _record_mode(config: pytest.Config, marker: Optional[pytest.Mark]) -> str:
@@ -106,6 +109,16 @@ def find_cassette(name: str, node: pytest.Item) -> Path:
     raise CassetteNotFoundError(f"cassette {name!r} not found; looked in:\n{listing}")
 
 
+def _enable_pymongo() -> None:
+    """Install the PyMongo wrappers (idempotent): without them a session sees no call, and a test
+    meant to replay would quietly reach the real database. Script mode is not turned on."""
+    try:
+        from timetracer.plugins.pymongo import enable
+    except ImportError:  # PyMongo not installed: there is nothing to record or replay
+        return
+    enable()
+
+
 def _record_path(name: Optional[str], node: pytest.Item) -> Path:
     path = Path(name or default_name(node))
     return path if path.is_absolute() else _cassette_dir(node.config) / path
@@ -117,6 +130,7 @@ def timetracer_replay(request: pytest.FixtureRequest) -> Callable[..., ContextMa
     from timetracer.api import replay
 
     def open_replay(name: str, **kwargs: Any) -> ContextManager[Any]:
+        _enable_pymongo()
         return replay(find_cassette(str(name), request.node), **kwargs)
 
     return open_replay
@@ -128,6 +142,7 @@ def timetracer_record(request: pytest.FixtureRequest) -> Callable[..., ContextMa
     from timetracer.api import record
 
     def open_record(name: Optional[str] = None, **kwargs: Any) -> ContextManager[Path]:
+        _enable_pymongo()
         return record(_record_path(name, request.node), **kwargs)
 
     return open_record
@@ -144,6 +159,7 @@ def _timetracer_marker(request: pytest.FixtureRequest) -> Iterator[None]:
 
     name = marker.args[0] if marker.args else marker.kwargs.get("cassette") or default_name(request.node)
     mode = _record_mode(request.config, marker)
+    _enable_pymongo()
     existing: Optional[Path]
     try:
         existing = find_cassette(str(name), request.node)

@@ -91,14 +91,13 @@ def compare_responses(recorded: Dict[str, Any], live: Dict[str, Any]) -> List[st
         return out
     if _is_json(recorded.get("headers")) and _is_json(live.get("headers")):
         try:
-            differences = diff_values(json.loads(rec_bytes), json.loads(live_bytes), prefix="body")
-        except ValueError:
-            differences = []
-        if differences:
-            out.extend(differences)
+            recorded_json, live_json = json.loads(rec_bytes), json.loads(live_bytes)
+        except ValueError:  # not JSON after all (or cut by the size limit): compare the bytes
+            pass
+        else:
+            # Empty when it is the same JSON with different spacing or key order.
+            out.extend(diff_values(recorded_json, live_json, prefix="body"))
             return out
-        if not differences:
-            return out  # same JSON, different spacing or key order
     out.append(f"body: {len(live_bytes)} bytes differ from the recorded {len(rec_bytes)} bytes")
     return out
 

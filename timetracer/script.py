@@ -35,10 +35,12 @@ def script_name() -> str:
 def _resolve() -> Optional[Session]:
     """Decide, once, whether calls outside a session are recorded, replayed, or left alone."""
     global _session
-    if _session is not None:
-        return _session
+    # Checked first, every time: the session may have been decided before the middleware was
+    # created (a MongoClient made at import, before the app is wrapped, can already ask for it).
     if context.middleware_installed:
         return None
+    if _session is not None:
+        return _session
     with _lock:
         if _session is not None:
             return _session
@@ -55,7 +57,7 @@ def _resolve() -> Optional[Session]:
                 else api.resolve_name(script_name(), config, for_writing=True)
             )
             session = Session(config, Mode.RECORD, cassette_path=path, request={"name": script_name()})
-            atexit.register(api.save, session)
+            atexit.register(_save_at_exit, session)
         else:
             from timetracer.cassette import read_cassette
             from timetracer.report import finish_replay
@@ -75,6 +77,15 @@ def _resolve() -> Optional[Session]:
             atexit.register(finish_replay, session, False)
         _session = session
         return session
+
+
+def _save_at_exit(session: Session) -> None:
+    """Write the script's cassette, unless a web middleware took over before anything was recorded."""
+    from timetracer import api
+
+    if context.middleware_installed and not session.events:
+        return
+    api.save(session)
 
 
 def install() -> None:
