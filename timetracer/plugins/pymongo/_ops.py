@@ -87,7 +87,7 @@ class Op:
         return _value(result, _codec(target))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
-        return decode_value(data, _codec(target))
+        return decode_value(data, _codec(target), from_reply=True)
 
 
 class DocumentOp(Op):

@@ -13,6 +13,11 @@ from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.mongo_client import MongoClient
 
+try:  # PyMongo 4.9+
+    from pymongo.synchronous.topology import Topology
+except ImportError:  # PyMongo 4.6-4.8
+    from pymongo.topology import Topology  # type: ignore[no-redef]
+
 from timetracer import context
 from timetracer.config import ENV_MODE
 from timetracer.errors import ReplayUnsupportedError
@@ -176,10 +181,16 @@ def _wrap_client_init(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse, in replay, anything that would open the client's topology (connect to a server).
+
+    Installed on ``MongoClient._get_topology`` and, because PyMongo 4.6-4.8 reach the topology
+    directly in places (``client.is_primary``, ``start_session()``), on
+    ``Topology._ensure_opened``, which every version calls before its monitors connect.
+    """
     current = context.current
 
     @functools.wraps(original)
-    def _get_topology(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         session = current()
         if session is not None and session.replaying:
             raise ReplayUnsupportedError(
@@ -188,7 +199,27 @@ def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
             )
         return original(self, *args, **kwargs)
 
-    return _get_topology
+    return guarded
+
+
+def _wrap_server_session(original: Callable[..., Any]) -> Callable[..., Any]:
+    """In replay, let ``start_session()`` work with no server (PyMongo 4.6-4.8 only).
+
+    Those versions check out a server session at once, which selects a server; PyMongo 4.9+
+    hands out a lazy placeholder instead, and so does replay here.
+    """
+    current = context.current
+
+    @functools.wraps(original)
+    def _get_server_session(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = current()
+        if session is not None and session.replaying:
+            from pymongo.client_session import _EmptyServerSession
+
+            return _EmptyServerSession()
+        return original(self, *args, **kwargs)
+
+    return _get_server_session
 
 
 def _install(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -213,6 +244,8 @@ def enable() -> None:
                 _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
         _install(MongoClient, "__init__", _wrap_client_init)
         _install(MongoClient, "_get_topology", _wrap_topology)
+        _install(Topology, "_ensure_opened", _wrap_topology)
+        _install(MongoClient, "_get_server_session", _wrap_server_session)  # PyMongo < 4.9 only
 
 
 def disable() -> None:

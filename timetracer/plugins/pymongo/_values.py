@@ -19,12 +19,22 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
-# How stored values are written and read as Extended JSON.
+# How stored values are written as Extended JSON (a uuid.UUID in a filter is written as subtype 4).
 JSON_OPTIONS = json_util.JSONOptions(
     json_mode=json_util.JSONMode.RELAXED,
     uuid_representation=UuidRepresentation.STANDARD,
     tz_aware=True,
     tzinfo=datetime.timezone.utc,
+)
+# How they are read back: every binary stays a Binary with its recorded subtype (a STANDARD
+# read would turn subtype 3 into a uuid.UUID, re-encoded as subtype 4), and dates out of
+# datetime's range stay DatetimeMS, so the live decode sees the bytes the server sent.
+READ_JSON_OPTIONS = json_util.JSONOptions(
+    json_mode=json_util.JSONMode.RELAXED,
+    uuid_representation=UuidRepresentation.UNSPECIFIED,
+    tz_aware=True,
+    tzinfo=datetime.timezone.utc,
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 # Decoding captured BSON for storage: UUIDs stay Binary (subtype kept), datetimes stay exact.
 CAPTURE_CODEC = CodecOptions(
@@ -65,7 +75,7 @@ def from_ejson(value: Any) -> Any:
     if isinstance(value, dict):
         converted = {k: from_ejson(v) for k, v in value.items()}
         if converted and next(iter(converted)).startswith("$"):
-            return json_util.object_hook(converted, json_options=JSON_OPTIONS)
+            return json_util.object_hook(converted, json_options=READ_JSON_OPTIONS)
         return converted
     if isinstance(value, list):
         return [from_ejson(v) for v in value]
@@ -109,7 +119,13 @@ def decode_document(stored: Any, codec_options: CodecOptions) -> Any:
     return bson.decode(encode_stored(stored), codec_options)
 
 
-def decode_value(stored: Any, codec_options: CodecOptions) -> Any:
-    """Any stored value (id, list, number) decoded with the live codec options."""
+def decode_value(stored: Any, codec_options: CodecOptions, *, from_reply: bool = False) -> Any:
+    """Any stored value (id, list, number) decoded with the live codec options.
+
+    Documents inside it are dicts (as in ids the app passed), unless ``from_reply``: a value
+    PyMongo takes out of a server reply (``distinct``'s values) has the codec's document class.
+    """
     wrapped = bson.encode({"v": from_ejson(stored)}, codec_options=REPLAY_ENCODE_CODEC)
-    return bson.decode(wrapped, codec_options.with_options(document_class=dict))["v"]
+    if not from_reply:
+        codec_options = codec_options.with_options(document_class=dict)
+    return bson.decode(wrapped, codec_options)["v"]

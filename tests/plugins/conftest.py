@@ -1,0 +1,145 @@
+"""Fixtures for the PyMongo plugin tests.
+
+The plugin is enabled once for the whole run (as an app does at startup); the wrappers act only
+while a test activates a session. Replay tests point their clients at a :class:`Blackhole`: a
+socket that listens but never accepts, so a test can prove no connection was attempted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
+
+import pymongo
+import pytest
+from pymongo.errors import PyMongoError
+
+from timetracer.plugins import disable_pymongo, enable_pymongo
+
+from ._support import Tape
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pymongo_plugin() -> Iterator[None]:
+    """``enable_pymongo()`` for the run, as an app does at startup; restored at the end."""
+    enable_pymongo()
+    yield
+    disable_pymongo()
+
+
+@pytest.fixture(autouse=True)
+def no_timetracer_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test makes its own sessions: ``TIMETRACER_*`` settings of the shell must not leak in."""
+    from timetracer import config
+
+    for name in dir(config):
+        if name.startswith("ENV_"):
+            monkeypatch.delenv(getattr(config, name), raising=False)
+
+
+@pytest.fixture
+def tape(tmp_path: Path) -> Tape:
+    """A cassette file in the test's temporary directory (record into it, replay from it)."""
+    return Tape(tmp_path / "c.json")
+
+
+class Blackhole:
+    """A TCP port that listens but never accepts: any connection attempt stays queued there.
+
+    :param sock: the listening socket.
+
+    Example::
+
+        client = pymongo.MongoClient(blackhole.uri)
+        ...
+        blackhole.assert_untouched()
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        host, port = sock.getsockname()[:2]
+        self.uri = f"mongodb://{host}:{port}"
+
+    def attempted(self, wait: float) -> bool:
+        """Whether a connection is queued (waiting up to ``wait`` seconds for a late one)."""
+        select.select([self.sock], [], [], wait)
+        self.sock.setblocking(False)
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return False
+        conn.close()
+        return True
+
+    def assert_untouched(self) -> None:
+        """Fail if anything connected (or connects within a short grace period)."""
+        assert not self.attempted(wait=0.2), f"a connection to {self.uri} was attempted during replay"
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    """A :class:`Blackhole` on 127.0.0.1, closed after the test."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield Blackhole(sock)
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., pymongo.MongoClient]]:
+    """``make_client(uri, **options)``: a ``MongoClient`` closed after the test.
+
+    Replay clients must be made inside the replaying session (as an app started with
+    ``TIMETRACER_MODE=replay`` makes them), so they never start background monitoring.
+    """
+    clients: List[pymongo.MongoClient] = []
+
+    def make(uri: str, **options: Any) -> pymongo.MongoClient:
+        options.setdefault("serverSelectionTimeoutMS", 500)
+        client: pymongo.MongoClient = pymongo.MongoClient(uri, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        with contextlib.suppress(PyMongoError):
+            client.close()
+
+
+@pytest.fixture
+def dead_client(blackhole: Blackhole, make_client: Callable[..., pymongo.MongoClient]) -> Callable[..., Any]:
+    """``dead_client(**options)``: a client on the :class:`Blackhole` (make it inside replay)."""
+
+    def make(**options: Any) -> pymongo.MongoClient:
+        return make_client(blackhole.uri, **options)
+
+    return make
+
+
+@pytest.fixture
+def live_client(mongo_uri: str, make_client: Callable[..., pymongo.MongoClient]) -> Callable[..., Any]:
+    """``live_client(**options)``: a client on the test server with extra options (codecs...)."""
+
+    def make(**options: Any) -> pymongo.MongoClient:
+        options.setdefault("serverSelectionTimeoutMS", 5000)
+        return make_client(mongo_uri, **options)
+
+    return make
+
+
+@pytest.fixture
+def myapp_db(mongo_client: pymongo.MongoClient) -> Iterator[Any]:
+    """The database ``myapp`` (the spec's example name), empty, dropped after the test."""
+    with contextlib.suppress(PyMongoError):
+        mongo_client.drop_database("myapp")
+    try:
+        yield mongo_client["myapp"]
+    finally:
+        with contextlib.suppress(PyMongoError):
+            mongo_client.drop_database("myapp")
