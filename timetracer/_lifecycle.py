@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 from timetracer._response import REDACTED, ResponseCapture
 from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
 from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
-from timetracer.context import activate, deactivate, mark_middleware_installed
+from timetracer.context import activate, deactivate, mark_middleware_installed, mark_replay_configured
 from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
 from timetracer.report import ReplayReport, finish_replay
 from timetracer.session import Session
@@ -145,6 +145,8 @@ class RequestLifecycle:
         suffixes += [c.suffix for c in Compression if c is not config.compression]
         self._replay_suffixes = tuple(suffixes)
         mark_middleware_installed()
+        if config.mode is Mode.REPLAY:
+            mark_replay_configured()
 
     # -- start -------------------------------------------------------------------------------
 

@@ -65,6 +65,17 @@ def set_fallback(resolver: Optional[Callable[[], Optional[Session]]]) -> None:
 middleware_installed = False
 
 
+# True once a middleware configured for replay exists: clients created from then on start no
+# background monitoring (nothing may reach a server in replay).
+replay_configured = False
+
+
+def mark_replay_configured() -> None:
+    """Called by a web middleware created in replay mode."""
+    global replay_configured
+    replay_configured = True
+
+
 def mark_middleware_installed() -> None:
     """Called by every web middleware when it is created."""
     global middleware_installed

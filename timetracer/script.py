@@ -88,6 +88,11 @@ def _save_at_exit(session: Session) -> None:
     api.save(session)
 
 
+def decided() -> Optional[Session]:
+    """The process-level session if script mode has already started one; never decides it."""
+    return _session
+
+
 def install() -> None:
     """Turn script mode on (called by ``enable_pymongo()``); the mode is read at the first call."""
     if _session is None:

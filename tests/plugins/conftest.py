@@ -17,6 +17,7 @@ import pymongo
 import pytest
 from pymongo.errors import PyMongoError
 
+from timetracer import context
 from timetracer.plugins import disable_pymongo, enable_pymongo
 
 from ._support import Tape
@@ -38,6 +39,8 @@ def no_timetracer_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in dir(config):
         if name.startswith("ENV_"):
             monkeypatch.delenv(getattr(config, name), raising=False)
+    # Nor a replay middleware created by an earlier test in this process.
+    monkeypatch.setattr(context, "replay_configured", False)
 
 
 @pytest.fixture

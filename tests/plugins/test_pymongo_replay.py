@@ -16,7 +16,9 @@ import pytest
 from pymongo.errors import PyMongoError
 
 from timetracer import context
+from timetracer.config import TraceConfig
 from timetracer.errors import ReplayMismatchError, ReplayUnsupportedError, TimeTracerError
+from timetracer.wsgi import TimeTracerMiddleware
 
 from ._support import Tape, assert_same, record_then_replay
 
@@ -72,6 +74,21 @@ def test_replay_makes_no_connection_and_finishes_quickly(
     elapsed = time.perf_counter() - started
     assert_same(replayed, live)
     assert elapsed < 1.0, f"replay took {elapsed:.2f}s; it should never wait for a server"
+    blackhole.assert_untouched()
+
+
+def test_clients_made_after_a_replay_middleware_never_connect(
+    shop_db: Any, make_client: Callable[..., Any], tape: Tape, blackhole: Any
+) -> None:
+    # An app configured in code (no TIMETRACER_MODE in the environment) creates its client at
+    # import time, after the middleware and outside any request.
+    with tape.record():
+        live = request_handler(shop_db)
+    TimeTracerMiddleware(lambda environ, start_response: [], TraceConfig.from_env(mode="replay"))
+    client = make_client(blackhole.uri)
+    with tape.replay():
+        replayed = request_handler(client[shop_db.name])
+    assert_same(replayed, live)
     blackhole.assert_untouched()
 
 

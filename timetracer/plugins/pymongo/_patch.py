@@ -163,7 +163,18 @@ def _replay_wanted() -> bool:
     session = context.active_session()
     if session is not None:
         return bool(session.replaying)
+    if context.replay_configured:
+        return True
     return os.environ.get(ENV_MODE, "").strip().lower() == "replay"
+
+
+def _replaying_session() -> Any:
+    """The replaying session of the running code, without deciding script mode (monitor threads
+    and client construction must not decide it)."""
+    from timetracer import script
+
+    session = context.active_session() or script.decided()
+    return session if session is not None and session.replaying else None
 
 
 def _wrap_client_init(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,12 +198,11 @@ def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
     directly in places (``client.is_primary``, ``start_session()``), on
     ``Topology._ensure_opened``, which every version calls before its monitors connect.
     """
-    current = context.current
 
     @functools.wraps(original)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        session = current()
-        if session is not None and session.replaying:
+        session = _replaying_session()
+        if session is not None:
             raise ReplayUnsupportedError(
                 "a PyMongo call that timetracer does not replay tried to reach the server during "
                 f"replay (cassette: {session.cassette_path}); see the supported operations in the README"
@@ -208,12 +218,10 @@ def _wrap_server_session(original: Callable[..., Any]) -> Callable[..., Any]:
     Those versions check out a server session at once, which selects a server; PyMongo 4.9+
     hands out a lazy placeholder instead, and so does replay here.
     """
-    current = context.current
 
     @functools.wraps(original)
     def _get_server_session(self: Any, *args: Any, **kwargs: Any) -> Any:
-        session = current()
-        if session is not None and session.replaying:
+        if _replaying_session() is not None:
             from pymongo.client_session import _EmptyServerSession
 
             return _EmptyServerSession()
