@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 if TYPE_CHECKING:
     from timetracer.session import Session
@@ -74,6 +74,30 @@ def mark_replay_configured() -> None:
     """Called by a web middleware created in replay mode."""
     global replay_configured
     replay_configured = True
+    replay_started()
+
+
+# Callbacks run once, when the process first replays (plugins install their replay-only guards).
+_replay_callbacks: List[Callable[[], None]] = []
+_replay_seen = False
+
+
+def on_replay(callback: Callable[[], None]) -> None:
+    """Run ``callback`` when replay first starts in this process (at once if it already has)."""
+    if _replay_seen:
+        callback()
+    elif callback not in _replay_callbacks:
+        _replay_callbacks.append(callback)
+
+
+def replay_started() -> None:
+    """Called when a replaying session is created (cheap after the first time)."""
+    global _replay_seen
+    if _replay_seen:
+        return
+    _replay_seen = True
+    for callback in list(_replay_callbacks):
+        callback()
 
 
 def mark_middleware_installed() -> None:

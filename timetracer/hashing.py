@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from json import encoder as _encoder
+from typing import Any, Callable, Optional
+
+_OPTIONS = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False, "allow_nan": True}
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_fast() -> Optional[Callable[[Any, int], Any]]:
+    # json.dumps builds a new encoder on every call; for the small argument documents hashed on
+    # every PyMongo call that setup is most of the cost, so build CPython's C encoder once.
+    make = getattr(_encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    return make(None, _not_json, _encoder.encode_basestring, None, ":", ",", True, False, True)  # type: ignore[no-any-return]
+
+
+_fast = _make_fast()
 
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: the same arguments always give the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    if _fast is not None:
+        try:
+            return "".join(_fast(value, 0))
+        except RecursionError:
+            pass  # no circular-reference check in the fast path: let json.dumps report it
+    return json.dumps(value, **_OPTIONS)  # type: ignore[arg-type]
 
 
 def body_hash(args: Any) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from timetracer import __version__
+from timetracer import __version__, context
 from timetracer.cassette.format import SCHEMA_VERSION
 from timetracer.config import Mode, TraceConfig
 from timetracer.matching import Replayer
@@ -61,6 +61,8 @@ class Session:
         self.mode = mode
         self.recording = mode is Mode.RECORD
         self.replaying = mode is Mode.REPLAY
+        if self.replaying:
+            context.replay_started()
         self.cassette_path = cassette_path
         self.request: Dict[str, Any] = dict(request or {})
         self.response: Optional[Dict[str, Any]] = None

@@ -21,7 +21,7 @@ from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
 from timetracer.plugins.pymongo._signature import signature_for
-from timetracer.plugins.pymongo._values import decode_documents, raw_to_ejson, snapshot
+from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
 if TYPE_CHECKING:
     from timetracer.session import Session
@@ -49,28 +49,40 @@ class _Fields:
 
 
 CURSOR = _Fields(Cursor, "spec")
+# Recorded documents are decoded for the app this many at a time, as it reads them.
+REPLAY_BATCH = 100
 COMMAND_CURSOR = _Fields(CommandCursor, "data")
 
 
 class _State:
     """What one traced cursor has recorded or is replaying."""
 
-    __slots__ = ("docs", "event", "exhausted", "failed", "raised_past_end", "server_done", "session")
+    __slots__ = (
+        "docs",
+        "event",
+        "exhausted",
+        "failed",
+        "raised_past_end",
+        "served",
+        "server_done",
+        "session",
+    )
 
     def __init__(self, session: Session, event: Dict[str, Any]) -> None:
         self.session = session
         self.event = event
-        self.docs: List[bytes] = []
+        self.docs: List[Any] = []  # what capture_document returned, per document read
         self.server_done = False
         self.exhausted = False
         self.failed: Optional[Dict[str, Any]] = None
         self.raised_past_end = False
+        self.served = 0  # replay: how many recorded documents the cursor has handed out
 
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
         result: Dict[str, Any] = {"status": 0, "body": {"captured": True, "data": []}}
         try:
-            result["body"]["data"] = [raw_to_ejson(raw) for raw in self.docs]
+            result["body"]["data"] = [stored_document(doc) for doc in self.docs]
         except Exception as exc:  # never break the app's request over a value we cannot store
             logger.warning("timetracer: cursor documents could not be stored: %s", exc)
             result["body"] = {"captured": False, "data": None, "reason": str(exc)}
@@ -172,7 +184,7 @@ class TracedCursor(Cursor):
         state = self._tt_state
         if state is not None and state.session.recording:
             try:
-                state.docs.append(snapshot(doc, CURSOR.get(self, "codec_options")))
+                state.docs.append(capture_document(doc, CURSOR.get(self, "codec_options")))
             except Exception as exc:
                 logger.warning(
                     "timetracer: a document from %s could not be captured: %s", self.collection.full_name, exc
@@ -191,17 +203,13 @@ class TracedCursor(Cursor):
             assert session.replayer is not None
             event = session.replayer.match(signature, args)
             state = self._tt_state = _State(session, event)
-            stored = _recorded_docs(event)
             result = event["result"]
-            if result.get("error") and not stored:
+            if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
                 raise rebuild_error(result["error"])
-            docs = decode_documents(stored, CURSOR.get(self, "codec_options"))
-            CURSOR.set(self, "data", deque(docs))
-            CURSOR.set(self, "retrieved", len(docs))
-            CURSOR.set(self, "id", 0)
-            CURSOR.set(self, "killed", bool(result.get("exhausted")) and not result.get("error"))
-            return len(docs)
+            return self._tt_serve(state)
+        if state.served < len(_recorded_docs(state.event)):
+            return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
@@ -209,6 +217,23 @@ class TracedCursor(Cursor):
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
+
+    def _tt_serve(self, state: _State) -> int:
+        """Hand out the next batch of recorded documents, decoded only now (large results stay
+        cheap until the app reads them)."""
+        result = state.event["result"]
+        body = result.get("body") or {}
+        total = len(body.get("data") or [])
+        docs = decode_cached(
+            body, state.served, state.served + REPLAY_BATCH, CURSOR.get(self, "codec_options")
+        )
+        state.served += len(docs)
+        CURSOR.set(self, "data", deque(docs))
+        CURSOR.set(self, "retrieved", state.served)
+        CURSOR.set(self, "id", 0)
+        last = state.served >= total
+        CURSOR.set(self, "killed", last and bool(result.get("exhausted")) and not result.get("error"))
+        return len(docs)
 
     # -- what the app reads ------------------------------------------------------------------
 
@@ -253,7 +278,8 @@ class TracedCommandCursor(CommandCursor):
     @classmethod
     def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
         """A real CommandCursor over the recorded documents; it never reaches a server."""
-        docs = decode_documents(_recorded_docs(event), collection.codec_options)
+        body = event["result"].get("body") or {}
+        docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
         cursor._tt_state = _State(session, event)
         exhausted = bool(event["result"].get("exhausted")) and not event["result"].get("error")
@@ -299,7 +325,7 @@ class TracedCommandCursor(CommandCursor):
         state = self._tt_state
         if state is not None and state.session.recording:
             try:
-                state.docs.append(snapshot(doc, COMMAND_CURSOR.get(self, "collection").codec_options))
+                state.docs.append(capture_document(doc, COMMAND_CURSOR.get(self, "collection").codec_options))
             except Exception as exc:
                 logger.warning("timetracer: a document could not be captured: %s", exc)
             if state.server_done and not len(COMMAND_CURSOR.get(self, "data")):

@@ -8,7 +8,8 @@ and projection forms are reduced to one shape each, so equal calls hash equal on
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from timetracer.plugins.pymongo._values import to_ejson
 

@@ -8,8 +8,9 @@ every wrapped call takes while a session is active.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, MutableMapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from bson.codec_options import DEFAULT_CODEC_OPTIONS
 from bson.raw_bson import RawBSONDocument
@@ -21,11 +22,12 @@ from timetracer.plugins.pymongo._cursor import TracedCommandCursor
 from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
-    decode_document,
+    capture_document,
+    decode_cached_document,
     decode_value,
     raw_to_ejson,
-    snapshot,
     snapshot_value,
+    stored_document,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ _inside: ContextVar[bool] = ContextVar("timetracer.pymongo.inside", default=Fals
 class Call:
     """One live call: its normalised arguments, namespace, and the arguments to pass on."""
 
-    __slots__ = ("args", "extra", "kwargs", "norm", "url")
+    __slots__ = ("args", "body", "extra", "kwargs", "norm", "url")
 
     def __init__(self, url: str, normal: Dict[str, Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]):
         self.url = url
@@ -49,6 +51,7 @@ class Call:
         self.args = args
         self.kwargs = kwargs
         self.extra: Any = None
+        self.body: Dict[str, Any] = {}  # replay: the recorded result body being answered from
 
 
 def _value(value: Any, codec: Any) -> Any:
@@ -94,10 +97,10 @@ class DocumentOp(Op):
     """Calls returning one document or None (find_one_and_*)."""
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        return None if result is None else raw_to_ejson(snapshot(result, _codec(target)))
+        return None if result is None else stored_document(capture_document(result, _codec(target)))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
-        return decode_document(data, _codec(target))
+        return decode_cached_document(call.body, _codec(target))
 
 
 class FindOneOp(DocumentOp):
@@ -165,10 +168,10 @@ class CommandOp(Op):
         return call
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        return raw_to_ejson(snapshot(result, call.extra))
+        return stored_document(capture_document(result, call.extra))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
-        return decode_document(data, call.extra)
+        return decode_cached_document(call.body, call.extra)
 
 
 class InsertOneOp(Op):
@@ -353,6 +356,7 @@ def run(
                 f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
                 f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
             )
+        call.body = body
         return op.replay(target, body.get("data"), call)
 
     event = session.start_event(signature, call.norm)

@@ -107,15 +107,26 @@ def _ops_table() -> List[Tuple[type, str, _ops.Op]]:
     return table
 
 
+# The first lines of every wrapper are what each PyMongo call pays in production: one ContextVar
+# read and, with no session, one module attribute read (is script mode still undecided?).
+_get_active = context._active.get
+
+
 def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
-    current = context.current
+    get_active = _get_active
     inside = _ops._inside.get
     run = _ops.run
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        session = current()
-        if session is None or inside():
+        session = get_active()
+        if session is None:
+            if context._fallback is None:
+                return original(self, *args, **kwargs)
+            session = context.current()
+            if session is None:
+                return original(self, *args, **kwargs)
+        if inside():
             return original(self, *args, **kwargs)
         return run(op, session, original, self, args, kwargs)
 
@@ -123,16 +134,20 @@ def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _wrap_find(original: Callable[..., Any]) -> Callable[..., Any]:
-    current = context.current
+    get_active = _get_active
     inside = _ops._inside.get
 
     @functools.wraps(original)
     def find(self: Any, *args: Any, **kwargs: Any) -> Any:
-        session = current()
-        if session is None or inside():
-            return original(self, *args, **kwargs)
+        session = get_active()
+        if session is None:
+            if context._fallback is None:
+                return original(self, *args, **kwargs)
+            session = context.current()
+            if session is None:
+                return original(self, *args, **kwargs)
         cursor = original(self, *args, **kwargs)  # builds the cursor; no I/O until first fetch
-        if type(cursor) is Cursor:
+        if not inside() and type(cursor) is Cursor:
             cursor.__class__ = TracedCursor
             cursor._tt_session = session
         return cursor
@@ -165,7 +180,10 @@ def _replay_wanted() -> bool:
         return bool(session.replaying)
     if context.replay_configured:
         return True
-    return os.environ.get(ENV_MODE, "").strip().lower() == "replay"
+    if os.environ.get(ENV_MODE, "").strip().lower() == "replay":
+        context.replay_started()
+        return True
+    return False
 
 
 def _replaying_session() -> Any:
@@ -251,6 +269,16 @@ def enable() -> None:
             for name in names:
                 _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
         _install(MongoClient, "__init__", _wrap_client_init)
+    # The guards below sit on PyMongo's own hot path (every operation selects a server), so a
+    # process pays for them only once replay is used in it.
+    context.on_replay(_install_replay_guards)
+
+
+def _install_replay_guards() -> None:
+    """Refuse any server contact during replay; installed when a replay first starts."""
+    with _lock:
+        if not _installed or any(name == "_get_topology" for _, name, _ in _installed):
+            return
         _install(MongoClient, "_get_topology", _wrap_topology)
         _install(Topology, "_ensure_opened", _wrap_topology)
         _install(MongoClient, "_get_server_session", _wrap_server_session)  # PyMongo < 4.9 only

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, List, Mapping
+import threading
+from collections.abc import Mapping
+from typing import Any, Dict, List
 
 import bson
 from bson import json_util
@@ -54,6 +56,10 @@ def to_ejson(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is dict:
+        return _dict_to_ejson(value)
+    if kind is list:
+        return [v if type(v) in _PLAIN else to_ejson(v) for v in value]
     if kind is Int64:
         return {"$numberLong": str(int(value))}
     if kind is float:
@@ -63,23 +69,78 @@ def to_ejson(value: Any) -> Any:
     if isinstance(value, RawBSONDocument):
         return to_ejson(bson.decode(value.raw, CAPTURE_CODEC))
     if isinstance(value, Mapping):
-        return {str(k): to_ejson(v) for k, v in value.items()}
+        return _dict_to_ejson(value)
     if isinstance(value, (list, tuple)):
         return [to_ejson(v) for v in value]
     converted = json_util.default(value, json_options=JSON_OPTIONS)
     return to_ejson(converted) if isinstance(converted, Mapping) else converted
 
 
+def _dict_to_ejson(mapping: Mapping[Any, Any]) -> Dict[str, Any]:
+    # The hot loop of recording: plain values are copied without a call per value.
+    out: Dict[str, Any] = {}
+    for key, item in mapping.items():
+        out[key if type(key) is str else str(key)] = item if type(item) in _PLAIN else to_ejson(item)
+    return out
+
+
 def from_ejson(value: Any) -> Any:
     """Rebuild BSON types from Extended JSON (the inverse of :func:`to_ejson`)."""
-    if isinstance(value, dict):
-        converted = {k: from_ejson(v) for k, v in value.items()}
-        if converted and next(iter(converted)).startswith("$"):
-            return json_util.object_hook(converted, json_options=READ_JSON_OPTIONS)
-        return converted
-    if isinstance(value, list):
-        return [from_ejson(v) for v in value]
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            sub = type(item)
+            out[key] = from_ejson(item) if sub is dict or sub is list else item
+        if out and next(iter(out))[:1] == "$":
+            return json_util.object_hook(out, json_options=READ_JSON_OPTIONS)
+        return out
+    if kind is list:
+        return [from_ejson(v) if type(v) is dict or type(v) is list else v for v in value]
     return value
+
+
+_PLAIN_UUIDS = frozenset({UuidRepresentation.UNSPECIFIED, UuidRepresentation.STANDARD})
+_direct: Dict[int, bool] = {}
+
+
+def _decodes_plainly(codec_options: CodecOptions) -> bool:
+    """Whether documents decoded with these options convert to Extended JSON directly.
+
+    True for the usual options (dict documents, no custom decoders, UUIDs unspecified or
+    standard): their values are already what :func:`to_ejson` stores. Other options (legacy
+    UUIDs, SON or custom classes, type codecs) go through BSON first, so nothing is lost.
+    """
+    key = id(codec_options)
+    known = _direct.get(key)
+    if known is None:
+        registry = codec_options.type_registry
+        known = (
+            codec_options.document_class is dict
+            and codec_options.uuid_representation in _PLAIN_UUIDS
+            and not getattr(registry, "_decoder_map", None)
+            and getattr(registry, "_fallback_encoder", None) is None
+        )
+        if len(_direct) > 256:
+            _direct.clear()
+        _direct[key] = known
+    return known
+
+
+def capture_document(document: Any, codec_options: CodecOptions) -> Any:
+    """A snapshot of a document the app received, taken before the app can change it.
+
+    Returns Extended JSON at once where that is exact and cheap, else BSON bytes that
+    :func:`stored_document` converts later.
+    """
+    if type(document) is dict and _decodes_plainly(codec_options):
+        return _dict_to_ejson(document)
+    return snapshot(document, codec_options)
+
+
+def stored_document(captured: Any) -> Any:
+    """Extended JSON of what :func:`capture_document` returned."""
+    return raw_to_ejson(captured) if type(captured) is bytes else captured
 
 
 def snapshot(document: Any, codec_options: CodecOptions) -> bytes:
@@ -102,6 +163,42 @@ def raw_to_ejson(raw: bytes) -> Any:
 def encode_stored(document: Any) -> bytes:
     """BSON bytes of a stored (Extended JSON) document, ready for a live decode."""
     return bson.encode(from_ejson(document), codec_options=REPLAY_ENCODE_CODEC)
+
+
+# Stored documents are turned into BSON once per loaded cassette (cassettes are parsed once and
+# shared), kept beside the data under this key of the result body.
+_CACHE_KEY = "_tt_bson"
+_cache_lock = threading.Lock()
+
+
+def cached_bson(body: Dict[str, Any], start: int, stop: int) -> List[bytes]:
+    """BSON bytes of the stored documents ``body["data"][start:stop]``, each encoded only once."""
+    data = body.get("data") or []
+    stop = min(stop, len(data))
+    with _cache_lock:
+        cache = body.get(_CACHE_KEY)
+        if cache is None:
+            cache = body[_CACHE_KEY] = []
+        while len(cache) < stop:
+            cache.append(encode_stored(data[len(cache)]))
+        return cache[start:stop]
+
+
+def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: CodecOptions) -> List[Any]:
+    """Stored documents ``[start:stop]`` decoded exactly as the live client would decode them."""
+    raws = cached_bson(body, start, stop)
+    return bson.decode_all(b"".join(raws), codec_options) if raws else []
+
+
+def decode_cached_document(body: Dict[str, Any], codec_options: CodecOptions) -> Any:
+    """The one stored document of a result body (or ``None``), decoded with the live codec."""
+    data = body.get("data")
+    if data is None:
+        return None
+    raw = body.get(_CACHE_KEY)
+    if type(raw) is not bytes:
+        raw = body[_CACHE_KEY] = encode_stored(data)
+    return bson.decode(raw, codec_options)
 
 
 def decode_documents(stored: List[Any], codec_options: CodecOptions) -> List[Any]:
