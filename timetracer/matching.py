@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from timetracer.diff import diff_values
 from timetracer.errors import ReplayMismatchError
@@ -101,6 +100,35 @@ class _Pairing:
         return False
 
 
+Index = Tuple[Dict[Key, List[Dict[str, Any]]], Dict[Tuple[Any, Any], List[Dict[str, Any]]]]
+
+# Loaded cassettes are shared (the storage layer parses each file once), so their lookup indexes
+# are built once too, not per replayed request: id(cassette) -> (cassette, index). The cassette
+# is held so its id cannot be reused while the entry lives.
+_indexes: Dict[int, Tuple[Dict[str, Any], Index]] = {}
+_indexes_lock = threading.Lock()
+_INDEXES_MAX = 64
+
+
+def _index(cassette: Dict[str, Any]) -> Index:
+    """Recorded calls by exact key and by (method, namespace), in recorded order."""
+    with _indexes_lock:
+        hit = _indexes.get(id(cassette))
+        if hit is not None and hit[0] is cassette:
+            return hit[1]
+    by_key: Dict[Key, List[Dict[str, Any]]] = {}
+    by_call: Dict[Tuple[Any, Any], List[Dict[str, Any]]] = {}
+    for event in cassette.get("events") or ():
+        signature = event["signature"]
+        by_key.setdefault(event_key(signature), []).append(event)
+        by_call.setdefault((signature.get("method"), signature.get("url")), []).append(event)
+    with _indexes_lock:
+        if len(_indexes) >= _INDEXES_MAX:
+            _indexes.clear()
+        _indexes[id(cassette)] = (cassette, (by_key, by_call))
+    return by_key, by_call
+
+
 class Replayer:
     """Serves recorded events to live calls for one replaying session.
 
@@ -112,13 +140,10 @@ class Replayer:
     def __init__(self, cassette: Dict[str, Any], path: Optional[Path], config: TraceConfig) -> None:
         self.path = path
         self.config = config
-        self.events: List[Dict[str, Any]] = list(cassette.get("events", ()))
-        self._queues: Dict[Key, Deque[Dict[str, Any]]] = {}
-        self._by_call: Dict[Tuple[Any, Any], List[Dict[str, Any]]] = {}
-        for event in self.events:
-            signature = event["signature"]
-            self._queues.setdefault(event_key(signature), deque()).append(event)
-            self._by_call.setdefault((signature.get("method"), signature.get("url")), []).append(event)
+        self.events: List[Dict[str, Any]] = cassette.get("events") or []
+        self._by_key, self._by_call = _index(cassette)
+        # Per key, how far this session has consumed the recorded calls (the FIFO's head).
+        self._heads: Dict[Key, int] = {}
         self._used: set[int] = set()
         # Live volatile value (canonical JSON) → the recorded value it stands for.
         self._aliases: Dict[str, Any] = {}
@@ -149,12 +174,18 @@ class Replayer:
         raise ReplayMismatchError(self.describe_miss(signature, args, position))
 
     def _exact(self, key: Key) -> Optional[Dict[str, Any]]:
-        queue = self._queues.get(key)
-        while queue:
-            event = queue.popleft()
+        recorded = self._by_key.get(key)
+        if recorded is None:
+            return None
+        head = self._heads.get(key, 0)
+        while head < len(recorded):
+            event = recorded[head]
+            head += 1
             if id(event) not in self._used:
+                self._heads[key] = head
                 self._used.add(id(event))
                 return event
+        self._heads[key] = head
         return None
 
     def _fallback(self, signature: Dict[str, Any], args: Any, position: int) -> Optional[Dict[str, Any]]:
