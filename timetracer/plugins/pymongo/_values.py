@@ -12,7 +12,7 @@ import datetime
 import math
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import bson
 from bson import json_util
@@ -101,7 +101,9 @@ def from_ejson(value: Any) -> Any:
 
 
 _PLAIN_UUIDS = frozenset({UuidRepresentation.UNSPECIFIED, UuidRepresentation.STANDARD})
-_direct: Dict[int, bool] = {}
+# id(codec options) -> (the options, verdict); the options are held so an id is never reused
+# for other options while its entry lives.
+_direct: Dict[int, Tuple[CodecOptions, bool]] = {}
 
 
 def _decodes_plainly(codec_options: CodecOptions) -> bool:
@@ -112,18 +114,19 @@ def _decodes_plainly(codec_options: CodecOptions) -> bool:
     UUIDs, SON or custom classes, type codecs) go through BSON first, so nothing is lost.
     """
     key = id(codec_options)
-    known = _direct.get(key)
-    if known is None:
-        registry = codec_options.type_registry
-        known = (
-            codec_options.document_class is dict
-            and codec_options.uuid_representation in _PLAIN_UUIDS
-            and not getattr(registry, "_decoder_map", None)
-            and getattr(registry, "_fallback_encoder", None) is None
-        )
-        if len(_direct) > 256:
-            _direct.clear()
-        _direct[key] = known
+    hit = _direct.get(key)
+    if hit is not None and hit[0] is codec_options:
+        return hit[1]
+    registry = codec_options.type_registry
+    known = (
+        codec_options.document_class is dict
+        and codec_options.uuid_representation in _PLAIN_UUIDS
+        and not getattr(registry, "_decoder_map", None)
+        and getattr(registry, "_fallback_encoder", None) is None
+    )
+    if len(_direct) > 256:
+        _direct.clear()
+    _direct[key] = (codec_options, known)
     return known
 
 
