@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 from timetracer import __version__, context
 from timetracer.cassette.format import SCHEMA_VERSION
 from timetracer.config import Mode, TraceConfig
+from timetracer.hashing import body_hash
 from timetracer.matching import Replayer
 
 Event = Dict[str, Any]
@@ -154,5 +155,19 @@ class Session:
             document["response"] = self.response
         if self.error is not None:
             document["error"] = self.error
-        document["events"] = [event for event in self.events if "result" in event]
+        document["events"] = events = [event for event in self.events if "result" in event]
+        for event in events:
+            _fill_body_hash(event)
         return document
+
+
+def _fill_body_hash(event: Event) -> None:
+    """Hash the normalised arguments of an event recorded with ``body_hash`` left for later."""
+    signature = event.get("signature")
+    if not isinstance(signature, dict) or signature.get("body_hash") is not None:
+        return
+    try:
+        signature["body_hash"] = body_hash(event.get("args"))
+    except (TypeError, ValueError) as exc:
+        logger.warning("timetracer: arguments of event eid=%s cannot be hashed: %s", event.get("eid"), exc)
+        signature["body_hash"] = "unhashable"

@@ -167,7 +167,7 @@ class TracedCursor(Cursor):
         if state is None:
             args = _find_arguments(self)
             method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
-            signature = signature_for(method, self.collection.full_name, args)
+            signature = signature_for(method, self.collection.full_name, args, hashed=False)
             state = self._tt_state = _State(session, session.start_event(signature, args))
             session.on_finish(state.finish)
         try:

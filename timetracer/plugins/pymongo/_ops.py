@@ -28,6 +28,7 @@ from timetracer.plugins.pymongo._values import (
     raw_to_ejson,
     snapshot_value,
     stored_document,
+    to_ejson,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,10 @@ class FindOneOp(DocumentOp):
     """``find_one(filter, *args, **kwargs)``: arguments are those of ``find``."""
 
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
+        if not kwargs and len(args) == 1 and type(args[0]) is dict:
+            # The common ``find_one({...})``: the general path below gives the same result.
+            normal = {"filter": to_ejson(args[0])} if args[0] else {}
+            return Call(self.url(target), normal, args, kwargs)
         args_list = list(args)
         first = args_list[0] if args_list else kwargs.get("filter")
         if first is not None and not isinstance(first, Mapping):
@@ -332,7 +337,7 @@ def run(
     """Record or replay one call of ``op`` made while ``session`` is active."""
     try:
         call = op.prepare(target, args, kwargs)
-        signature = signature_for(op.method, call.url, call.norm)
+        signature = signature_for(op.method, call.url, call.norm, hashed=session.replaying)
     except Exception as exc:
         if session.replaying:
             raise

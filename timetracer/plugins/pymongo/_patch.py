@@ -18,7 +18,7 @@ try:  # PyMongo 4.9+
 except ImportError:  # PyMongo 4.6-4.8
     from pymongo.topology import Topology  # type: ignore[no-redef]
 
-from timetracer import context
+from timetracer import context, script
 from timetracer.config import ENV_MODE
 from timetracer.errors import ReplayUnsupportedError
 from timetracer.plugins.pymongo import _ops
@@ -189,9 +189,7 @@ def _replay_wanted() -> bool:
 def _replaying_session() -> Any:
     """The replaying session of the running code, without deciding script mode (monitor threads
     and client construction must not decide it)."""
-    from timetracer import script
-
-    session = context.active_session() or script.decided()
+    session = _get_active() or script._session
     return session if session is not None and session.replaying else None
 
 

@@ -8,12 +8,16 @@ from timetracer.hashing import body_hash
 from timetracer.plugins.pymongo._normalize import filter_keys
 
 
-def signature_for(method: str, url: str, args: Dict[str, Any]) -> Dict[str, Any]:
-    """``{"lib", "method", "url", "query": {"filter_keys"}, "body_hash"}`` for normalised ``args``."""
+def signature_for(method: str, url: str, args: Dict[str, Any], *, hashed: bool = True) -> Dict[str, Any]:
+    """``{"lib", "method", "url", "query": {"filter_keys"}, "body_hash"}`` for normalised ``args``.
+
+    Recording passes ``hashed=False``: the session fills ``body_hash`` in when it builds the
+    cassette, off the app's call path. Replay needs the hash at once, to look the call up.
+    """
     return {
         "lib": "pymongo",
         "method": method,
         "url": url,
         "query": {"filter_keys": filter_keys(args.get("filter"))},
-        "body_hash": body_hash(args),
+        "body_hash": body_hash(args) if hashed else None,
     }

@@ -60,6 +60,8 @@ def to_ejson(value: Any) -> Any:
         return _dict_to_ejson(value)
     if kind is list:
         return [v if type(v) in _PLAIN else to_ejson(v) for v in value]
+    if kind is datetime.datetime:
+        return _datetime_to_ejson(value)
     if kind is Int64:
         return {"$numberLong": str(int(value))}
     if kind is float:
@@ -74,6 +76,17 @@ def to_ejson(value: Any) -> Any:
         return [to_ejson(v) for v in value]
     converted = json_util.default(value, json_options=JSON_OPTIONS)
     return to_ejson(converted) if isinstance(converted, Mapping) else converted
+
+
+def _datetime_to_ejson(value: datetime.datetime) -> Any:
+    # The common case written directly (documents are full of dates): UTC or naive, 1970-9999,
+    # exactly as json_util writes it: seconds, then milliseconds only when there are some.
+    offset = value.utcoffset()
+    if not offset and 1970 <= value.year <= 9999:
+        millis = value.microsecond // 1000
+        text = value.replace(tzinfo=None, microsecond=0).isoformat()
+        return {"$date": f"{text}.{millis:03d}Z" if millis else f"{text}Z"}
+    return json_util.default(value, json_options=JSON_OPTIONS)
 
 
 def _dict_to_ejson(mapping: Mapping[Any, Any]) -> Dict[str, Any]:
@@ -93,6 +106,10 @@ def from_ejson(value: Any) -> Any:
             sub = type(item)
             out[key] = from_ejson(item) if sub is dict or sub is list else item
         if out and next(iter(out))[:1] == "$":
+            date = out.get("$date")
+            if type(date) is str and len(out) == 1 and len(date) in (20, 24) and date[-1] == "Z":
+                # What _datetime_to_ejson writes, read back without json_util's general parser.
+                return datetime.datetime.fromisoformat(date[:-1]).replace(tzinfo=datetime.timezone.utc)
             return json_util.object_hook(out, json_options=READ_JSON_OPTIONS)
         return out
     if kind is list:
