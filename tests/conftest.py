@@ -151,3 +151,34 @@ def dead_mongo_uri() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"mongodb://127.0.0.1:{port}"
+
+
+# ==========================================================================================
+# timetracer's process-wide state, isolated per test
+# ==========================================================================================
+
+
+@pytest.fixture
+def isolated_pymongo_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The PyMongo plugin enabled for one test, with no ``TIMETRACER_*`` variable inherited from
+    the shell and timetracer's process-wide state (script mode, middleware flags) put back after.
+
+    Use it with ``pytestmark = pytest.mark.usefixtures("isolated_pymongo_plugin")``.
+    """
+    from timetracer import context, script
+    from timetracer.plugins import disable_pymongo, enable_pymongo
+    from timetracer.plugins.pymongo import is_enabled
+
+    for name in list(os.environ):
+        if name.startswith("TIMETRACER_"):
+            monkeypatch.delenv(name)
+    was_enabled = is_enabled()
+    fallback, script_session = context._fallback, script._session
+    monkeypatch.setattr(context, "middleware_installed", context.middleware_installed)
+    monkeypatch.setattr(context, "replay_configured", context.replay_configured)
+    enable_pymongo()
+    yield
+    context.set_fallback(fallback)
+    script._session = script_session
+    if not was_enabled:
+        disable_pymongo()

@@ -7,7 +7,6 @@ nothing listens, created inside the replay (as an app running in replay mode cre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -16,12 +15,10 @@ import pytest
 from pymongo.database import Database
 
 import timetracer
-from timetracer import context, script
+from timetracer import context
 from timetracer.cassette import read_cassette
 from timetracer.config import TraceConfig
 from timetracer.errors import CassetteNotFoundError, TimeTracerError
-from timetracer.plugins import disable_pymongo, enable_pymongo
-from timetracer.plugins.pymongo import is_enabled
 
 ALICE = {"_id": "123", "name": "Alice", "email": "alice@example.com"}
 
@@ -29,20 +26,7 @@ ALICE = {"_id": "123", "name": "Alice", "email": "alice@example.com"}
 # -- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def pymongo_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The plugin enabled, no ``TIMETRACER_*`` variable from the outer environment; state restored."""
-    for name in list(os.environ):
-        if name.startswith("TIMETRACER_"):
-            monkeypatch.delenv(name)
-    was_enabled = is_enabled()
-    fallback, script_session = context._fallback, script._session
-    enable_pymongo()
-    yield
-    context.set_fallback(fallback)
-    script._session = script_session
-    if not was_enabled:
-        disable_pymongo()
+pytestmark = pytest.mark.usefixtures("isolated_pymongo_plugin")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ the replayed response of a WSGI app.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,12 +22,10 @@ from pymongo.database import Database
 from werkzeug.test import Client
 
 import timetracer
-from timetracer import context, script
+from timetracer import context
 from timetracer.cassette import cassette_name
 from timetracer.config import TraceConfig
 from timetracer.errors import ReplayMismatchError
-from timetracer.plugins import disable_pymongo, enable_pymongo
-from timetracer.plugins.pymongo import is_enabled
 from timetracer.wsgi import REPLAY_HEADER, TimeTracerMiddleware
 
 ALICE = {"_id": "123", "name": "Alice", "email": "alice@example.com", "age": 30}
@@ -37,22 +34,7 @@ ALICE = {"_id": "123", "name": "Alice", "email": "alice@example.com", "age": 30}
 # -- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def pymongo_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The plugin enabled, no ``TIMETRACER_*`` variable from the outer environment; state restored."""
-    for name in list(os.environ):
-        if name.startswith("TIMETRACER_"):
-            monkeypatch.delenv(name)
-    was_enabled = is_enabled()
-    fallback, script_session = context._fallback, script._session
-    middleware_installed = context.middleware_installed
-    enable_pymongo()
-    yield
-    context.set_fallback(fallback)
-    script._session = script_session
-    context.middleware_installed = middleware_installed
-    if not was_enabled:
-        disable_pymongo()
+pytestmark = pytest.mark.usefixtures("isolated_pymongo_plugin")
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ test, or by the inner run itself); replays use a client on a dead address, or a 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pymongo
 import pytest
@@ -22,10 +21,7 @@ from pymongo.database import Database
 from werkzeug.test import Client
 
 import timetracer
-from timetracer import context, script
 from timetracer.config import TraceConfig
-from timetracer.plugins import disable_pymongo, enable_pymongo
-from timetracer.plugins.pymongo import is_enabled
 from timetracer.wsgi import TimeTracerMiddleware
 
 pytest_plugins = ["pytester"]
@@ -37,22 +33,7 @@ INNER_TIMEOUT = 180
 # -- fixtures and helpers --------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def pymongo_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The plugin enabled here (for recording cassettes), no ``TIMETRACER_*`` variable inherited."""
-    for name in list(os.environ):
-        if name.startswith("TIMETRACER_"):
-            monkeypatch.delenv(name)
-    was_enabled = is_enabled()
-    fallback, script_session = context._fallback, script._session
-    middleware_installed = context.middleware_installed
-    enable_pymongo()
-    yield
-    context.set_fallback(fallback)
-    script._session = script_session
-    context.middleware_installed = middleware_installed
-    if not was_enabled:
-        disable_pymongo()
+pytestmark = pytest.mark.usefixtures("isolated_pymongo_plugin")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

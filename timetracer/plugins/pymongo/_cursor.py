@@ -136,11 +136,53 @@ def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
     return norm.shape(args)
 
 
+# What the app reads from a traced cursor: while recording, every document it receives is
+# captured (before the app can change it), and reaching the end marks the cursor exhausted.
+# Plain functions, not a mixin class: a live cursor's class is swapped for a traced one, which
+# Python allows only when the new class adds no base of its own.
+
+
+def _capture(cursor: Any, doc: Any) -> None:
+    state = cursor._tt_state
+    if state is not None and state.session.recording:
+        try:
+            state.docs.append(capture_document(doc, cursor._tt_codec()))
+        except Exception as exc:  # never break the app's read over our snapshot
+            logger.warning("timetracer: a document read from a cursor could not be captured: %s", exc)
+        if state.server_done and not len(cursor._tt_fields.get(cursor, "data")):
+            state.exhausted = True
+
+
+def _read_next(cursor: Any, base_next: Any) -> Any:
+    try:
+        doc = base_next(cursor)
+    except StopIteration:
+        if cursor._tt_state is not None:
+            cursor._tt_state.exhausted = True
+        raise
+    _capture(cursor, doc)
+    return doc
+
+
+def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional[int]) -> bool:
+    before = len(result)
+    more: bool = base_batch(cursor, result, total)
+    for doc in result[before:]:
+        _capture(cursor, doc)
+    if not more and cursor._tt_state is not None:
+        cursor._tt_state.exhausted = True
+    return more
+
+
 class TracedCursor(Cursor):
     """A find cursor that records what the app reads, or replays it from the cassette."""
 
     _tt_session: Optional[Session] = None
     _tt_state: Optional[_State] = None
+    _tt_fields = CURSOR
+
+    def _tt_codec(self) -> Any:
+        return CURSOR.get(self, "codec_options")
 
     def _tt_bind(self) -> Optional[Session]:
         session = self._tt_session
@@ -179,18 +221,6 @@ class TracedCursor(Cursor):
         if count == 0 and state.server_done:
             state.exhausted = True
         return count
-
-    def _tt_capture(self, doc: Any) -> None:
-        state = self._tt_state
-        if state is not None and state.session.recording:
-            try:
-                state.docs.append(capture_document(doc, CURSOR.get(self, "codec_options")))
-            except Exception as exc:
-                logger.warning(
-                    "timetracer: a document from %s could not be captured: %s", self.collection.full_name, exc
-                )
-            if state.server_done and not len(CURSOR.get(self, "data")):
-                state.exhausted = True
 
     # -- replay ------------------------------------------------------------------------------
 
@@ -235,34 +265,13 @@ class TracedCursor(Cursor):
         CURSOR.set(self, "killed", last and bool(result.get("exhausted")) and not result.get("error"))
         return len(docs)
 
-    # -- what the app reads ------------------------------------------------------------------
-
     def next(self) -> Any:
-        state = self._tt_state
-        try:
-            doc = super().next()
-        except StopIteration:
-            if self._tt_state is not None:
-                self._tt_state.exhausted = True
-            raise
-        if state is None:
-            state = self._tt_state
-        if state is not None and state.session.recording:
-            self._tt_capture(doc)
-        return doc
+        return _read_next(self, Cursor.next)
 
     __next__ = next
 
     def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
-        before = len(result)
-        more = super()._next_batch(result, total)  # type: ignore[misc]
-        state = self._tt_state
-        if state is not None and state.session.recording:
-            for doc in result[before:]:
-                self._tt_capture(doc)
-            if not more:
-                state.exhausted = True
-        return more
+        return _read_batch(self, Cursor._next_batch, result, total)  # type: ignore[attr-defined]
 
     def rewind(self) -> TracedCursor:
         super().rewind()
@@ -274,6 +283,10 @@ class TracedCommandCursor(CommandCursor):
     """A command cursor (aggregate, list_collections…) that records or replays its documents."""
 
     _tt_state: Optional[_State] = None
+    _tt_fields = COMMAND_CURSOR
+
+    def _tt_codec(self) -> Any:
+        return COMMAND_CURSOR.get(self, "collection").codec_options
 
     @classmethod
     def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
@@ -321,39 +334,16 @@ class TracedCommandCursor(CommandCursor):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
 
-    def _tt_capture(self, doc: Any) -> None:
-        state = self._tt_state
-        if state is not None and state.session.recording:
-            try:
-                state.docs.append(capture_document(doc, COMMAND_CURSOR.get(self, "collection").codec_options))
-            except Exception as exc:
-                logger.warning("timetracer: a document could not be captured: %s", exc)
-            if state.server_done and not len(COMMAND_CURSOR.get(self, "data")):
-                state.exhausted = True
-
     def next(self) -> Any:
-        try:
-            doc = super().next()
-        except StopIteration:
-            if self._tt_state is not None:
-                self._tt_state.exhausted = True
-            raise
-        self._tt_capture(doc)
-        return doc
+        return _read_next(self, CommandCursor.next)
 
     __next__ = next
 
     def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
-        before = len(result)
-        more = super()._next_batch(result, total)  # type: ignore[misc]
-        for doc in result[before:]:
-            self._tt_capture(doc)
-        if not more and self._tt_state is not None:
-            self._tt_state.exhausted = True
-        return more
+        return _read_batch(self, CommandCursor._next_batch, result, total)  # type: ignore[attr-defined]
 
     def try_next(self) -> Any:
         doc = super().try_next()
         if doc is not None:
-            self._tt_capture(doc)
+            _capture(self, doc)
         return doc
