@@ -20,7 +20,7 @@ import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, NoReturn
 
 import pytest
 
@@ -151,6 +151,23 @@ def dead_mongo_uri() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"mongodb://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def dead_users(dead_mongo_uri: str, fresh_db: Database[Any]) -> Iterator[Callable[[], Any]]:
+    """``dead_users()``: ``fresh_db.users`` through a client on a dead port (call it in replay)."""
+    import pymongo
+
+    clients: List[MongoClient[Any]] = []
+
+    def make() -> Any:
+        client: MongoClient[Any] = pymongo.MongoClient(dead_mongo_uri, serverSelectionTimeoutMS=300)
+        clients.append(client)
+        return client[fresh_db.name].users
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 # ==========================================================================================

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pymongo
 import pytest
@@ -42,21 +42,6 @@ def users(fresh_db: Database[Any]) -> pymongo.collection.Collection[Any]:
     """The live ``users`` collection, holding Alice."""
     fresh_db.users.insert_one(dict(ALICE))
     return fresh_db.users
-
-
-@pytest.fixture
-def dead_users(dead_mongo_uri: str, fresh_db: Database[Any]) -> Iterator[Callable[[], Any]]:
-    """``dead_users()``: the same collection through a client on a dead port (call it in replay)."""
-    clients: List[pymongo.MongoClient[Any]] = []
-
-    def make() -> Any:
-        client: pymongo.MongoClient[Any] = pymongo.MongoClient(dead_mongo_uri, serverSelectionTimeoutMS=300)
-        clients.append(client)
-        return client[fresh_db.name].users
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def active_session() -> Any:

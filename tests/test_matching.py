@@ -48,21 +48,6 @@ def coll(fresh_db: Database[Any]) -> Any:
     return fresh_db.users
 
 
-@pytest.fixture
-def dead_coll(dead_mongo_uri: str, fresh_db: Database[Any]) -> Iterator[Callable[[], Any]]:
-    """``dead_coll()``: the same collection through a client on a dead port (call it in replay)."""
-    clients: List[pymongo.MongoClient[Any]] = []
-
-    def make() -> Any:
-        client: pymongo.MongoClient[Any] = pymongo.MongoClient(dead_mongo_uri, serverSelectionTimeoutMS=300)
-        clients.append(client)
-        return client[fresh_db.name].users
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def active_replayer() -> Any:
     session = context._active.get()
     assert session is not None and session.replaying
@@ -77,7 +62,7 @@ def report_lines(caplog: pytest.LogCaptureFixture) -> List[str]:
 
 
 def test_identical_calls_with_different_results_replay_in_recorded_order(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     def scenario(users: Any) -> List[Any]:
         out: List[Any] = [users.count_documents({})]
@@ -100,7 +85,7 @@ def test_identical_calls_with_different_results_replay_in_recorded_order(
         2,
     ]
     with timetracer.replay(cassette):
-        assert scenario(dead_coll()) == live
+        assert scenario(dead_users()) == live
         replayer = active_replayer()
         assert (replayer.matched_exact, replayer.matched_fallback, replayer.unused()) == (8, 0, [])
 
@@ -109,7 +94,7 @@ def test_identical_calls_with_different_results_replay_in_recorded_order(
 
 
 def test_fresh_datetime_and_app_made_objectid_match_by_fallback_and_the_new_id_is_aliased(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any], caplog: pytest.LogCaptureFixture
+    cassette: Path, coll: Any, dead_users: Callable[[], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     def scenario(users: Any) -> Dict[str, Any]:
         event_id = ObjectId()
@@ -124,7 +109,7 @@ def test_fresh_datetime_and_app_made_objectid_match_by_fallback_and_the_new_id_i
 
     caplog.set_level(logging.INFO, logger="timetracer")
     with timetracer.replay(cassette):
-        replayed = scenario(dead_coll())
+        replayed = scenario(dead_users())
         replayer = active_replayer()
         assert replayer.matched_fallback == 1  # the insert: new _id, new datetime
         assert replayer.matched_exact == 1  # find_one({"_id": new_id}): the alias of the recorded id
@@ -140,14 +125,14 @@ def test_fresh_datetime_and_app_made_objectid_match_by_fallback_and_the_new_id_i
 
 
 def test_a_different_objectid_in_a_read_filter_is_a_mismatch_not_a_fallback(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     recorded_id = ObjectId()
     coll.insert_one({"_id": recorded_id, "name": "Ann"})
     with timetracer.record(cassette):
         assert coll.find_one({"_id": recorded_id})["name"] == "Ann"
     with timetracer.replay(cassette):
-        users = dead_coll()
+        users = dead_users()
         with pytest.raises(ReplayMismatchError, match=r"filter\._id"):
             users.find_one({"_id": ObjectId()})
         assert active_replayer().matched_fallback == 0
@@ -158,7 +143,7 @@ def test_a_different_objectid_in_a_read_filter_is_a_mismatch_not_a_fallback(
 def test_ignore_fields_lets_a_differing_field_match(
     cassette: Path,
     coll: Any,
-    dead_coll: Callable[[], Any],
+    dead_users: Callable[[], Any],
     monkeypatch: pytest.MonkeyPatch,
     ignored: str,
 ) -> None:
@@ -166,39 +151,39 @@ def test_ignore_fields_lets_a_differing_field_match(
         coll.insert_one({"_id": "e1", "meta": {"ts": "2024-01-01T10:00:00", "source": "web"}})
     monkeypatch.setenv("TIMETRACER_IGNORE_FIELDS", ignored)
     with timetracer.replay(cassette):
-        users = dead_coll()
+        users = dead_users()
         result = users.insert_one({"_id": "e1", "meta": {"ts": "2031-07-09T23:59:59", "source": "web"}})
         assert result.inserted_id == "e1"
         assert active_replayer().matched_fallback == 1
 
 
 def test_without_ignore_fields_a_differing_field_is_a_mismatch(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+    cassette: Path, coll: Any, dead_users: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with timetracer.record(cassette):
         coll.insert_one({"_id": "e1", "meta": {"ts": "2024-01-01T10:00:00", "source": "web"}})
     with timetracer.replay(cassette):
         with pytest.raises(ReplayMismatchError, match=r"document\.meta\.ts"):
-            dead_coll().insert_one({"_id": "e1", "meta": {"ts": "2031-07-09T23:59:59", "source": "web"}})
+            dead_users().insert_one({"_id": "e1", "meta": {"ts": "2031-07-09T23:59:59", "source": "web"}})
     # Ignoring one field does not ignore the others.
     monkeypatch.setenv("TIMETRACER_IGNORE_FIELDS", "meta.ts")
     with timetracer.replay(cassette):
         with pytest.raises(ReplayMismatchError, match=r"document\.meta\.source"):
-            dead_coll().insert_one({"_id": "e1", "meta": {"ts": "2031-07-09T23:59:59", "source": "cli"}})
+            dead_users().insert_one({"_id": "e1", "meta": {"ts": "2031-07-09T23:59:59", "source": "cli"}})
 
 
 # -- mismatches ------------------------------------------------------------------------------
 
 
 def test_a_changed_filter_value_fails_with_a_short_message_naming_the_field(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     coll.insert_one(dict(ALICE))
     with timetracer.record(cassette):
         coll.count_documents({})
         assert coll.find_one({"_id": "123"}) == ALICE
     with timetracer.replay(cassette):
-        users = dead_coll()
+        users = dead_users()
         assert users.count_documents({}) == 1
         returned: Optional[Any] = None
         with pytest.raises(ReplayMismatchError) as raised:
@@ -216,7 +201,7 @@ def test_a_changed_filter_value_fails_with_a_short_message_naming_the_field(
 
 
 def test_the_mismatch_message_stays_short_for_large_arguments(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     fields = [f"field_{n}" for n in range(12)]
     with timetracer.record(cassette):
@@ -224,7 +209,7 @@ def test_the_mismatch_message_stays_short_for_large_arguments(
             coll.find_one({name: f"recorded-{variant}-{name}" for name in fields})
     with timetracer.replay(cassette):
         with pytest.raises(ReplayMismatchError) as raised:
-            dead_coll().find_one({name: f"live-{name}" for name in fields})
+            dead_users().find_one({name: f"live-{name}" for name in fields})
     message = str(raised.value)
     assert len(message.splitlines()) <= 25, message
     assert "filter.field_0" in message
@@ -232,13 +217,13 @@ def test_the_mismatch_message_stays_short_for_large_arguments(
 
 
 def test_a_call_of_another_method_or_collection_is_a_mismatch(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     with timetracer.record(cassette):
         coll.find_one({"_id": "123"})
     with timetracer.replay(cassette):
         with pytest.raises(ReplayMismatchError) as raised:
-            dead_coll().count_documents({"_id": "123"})
+            dead_users().count_documents({"_id": "123"})
     assert "COUNT_DOCUMENTS" in str(raised.value)
     assert "method/namespace differ: FIND_ONE" in str(raised.value)
 
@@ -246,21 +231,21 @@ def test_a_call_of_another_method_or_collection_is_a_mismatch(
 # -- strict mode -----------------------------------------------------------------------------
 
 
-def test_strict_mode_has_no_fallback(cassette: Path, coll: Any, dead_coll: Callable[[], Any]) -> None:
+def test_strict_mode_has_no_fallback(cassette: Path, coll: Any, dead_users: Callable[[], Any]) -> None:
     with timetracer.record(cassette):
         coll.insert_one({"_id": "e1", "at": datetime.now(timezone.utc)})
     time.sleep(0.01)
     with pytest.raises(ReplayMismatchError, match=r"document\.at"):
         with timetracer.replay(cassette, config=TraceConfig.from_env({}, strict=True)):
-            dead_coll().insert_one({"_id": "e1", "at": datetime.now(timezone.utc)})
+            dead_users().insert_one({"_id": "e1", "at": datetime.now(timezone.utc)})
     # The same replay without strict mode matches by fallback.
     with timetracer.replay(cassette):
-        dead_coll().insert_one({"_id": "e1", "at": datetime.now(timezone.utc)})
+        dead_users().insert_one({"_id": "e1", "at": datetime.now(timezone.utc)})
         assert active_replayer().matched_fallback == 1
 
 
 def test_strict_mode_fails_on_recorded_calls_left_unused(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+    cassette: Path, coll: Any, dead_users: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     coll.insert_one(dict(ALICE))
     with timetracer.record(cassette):
@@ -269,11 +254,11 @@ def test_strict_mode_fails_on_recorded_calls_left_unused(
         coll.count_documents({})
     # Not strict: unused calls are reported, not raised.
     with timetracer.replay(cassette):
-        dead_coll().find_one({"_id": "123"})
+        dead_users().find_one({"_id": "123"})
     monkeypatch.setenv("TIMETRACER_STRICT", "true")
     with pytest.raises(ReplayMismatchError) as raised:
         with timetracer.replay(cassette):
-            assert dead_coll().find_one({"_id": "123"}) == ALICE
+            assert dead_users().find_one({"_id": "123"}) == ALICE
     message = str(raised.value)
     assert "2 recorded calls were never made" in message
     assert f"eid=2 FIND_ONE on {coll.full_name}" in message
@@ -282,14 +267,14 @@ def test_strict_mode_fails_on_recorded_calls_left_unused(
 
 
 def test_strict_mode_lets_the_blocks_own_error_through(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any]
+    cassette: Path, coll: Any, dead_users: Callable[[], Any]
 ) -> None:
     with timetracer.record(cassette):
         coll.find_one({"_id": "123"})
         coll.count_documents({})
     with pytest.raises(LookupError, match="app bug"):
         with timetracer.replay(cassette, config=TraceConfig.from_env({}, strict=True)):
-            dead_coll().find_one({"_id": "123"})
+            dead_users().find_one({"_id": "123"})
             raise LookupError("app bug")
 
 
@@ -297,14 +282,14 @@ def test_strict_mode_lets_the_blocks_own_error_through(
 
 
 def test_unused_calls_are_counted_in_the_report_and_listed_at_debug(
-    cassette: Path, coll: Any, dead_coll: Callable[[], Any], caplog: pytest.LogCaptureFixture
+    cassette: Path, coll: Any, dead_users: Callable[[], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with timetracer.record(cassette):
         coll.find_one({"_id": "123"})
         coll.count_documents({"age": {"$gt": 18}})
     caplog.set_level(logging.DEBUG, logger="timetracer")
     with timetracer.replay(cassette):
-        dead_coll().find_one({"_id": "123"})
+        dead_users().find_one({"_id": "123"})
     (line,) = report_lines(caplog)
     assert "1 calls matched exactly, 0 by fallback, 0 unmatched, 1 recorded calls unused" in line
     unused = [r for r in caplog.records if "unused recorded call" in r.getMessage()]

@@ -18,10 +18,10 @@ from timetracer.errors import CassetteError, CassetteNotFoundError, ConfigError
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-# Parsed cassettes by resolved path; an entry is reused while the file's identity holds: inode
-# (an atomic rewrite makes a new one), mtime, ctime and size. mtime alone is not enough: two
-# same-sized writes within one clock tick of the filesystem share an mtime.
-_cache: Dict[str, Tuple[Tuple[int, int, int, int], Dict[str, Any]]] = {}
+# Parsed cassettes by file (device, inode); an entry is reused while the file is unchanged: an atomic
+# rewrite makes a new inode, an in-place one moves mtime, ctime or size. mtime alone is not enough:
+# two same-sized writes within one clock tick of the filesystem share an mtime.
+_cache: Dict[Tuple[int, int], Tuple[Tuple[int, int, int], Dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 256
 
@@ -141,8 +141,10 @@ def read_cassette(path: Union[str, Path]) -> Dict[str, Any]:
         raise CassetteError(f"cassette {source}: cannot read ({exc.strerror or exc})") from exc
     if stat.S_ISDIR(info.st_mode):
         raise CassetteError(f"cassette {source} is a directory, not a file")
-    key = str(source.resolve())
-    identity = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+    # Keyed by the file itself (device, inode), so no path resolving on the per-request hit path;
+    # an atomic rewrite makes a new inode, and an in-place change moves the times or the size.
+    key = (info.st_dev, info.st_ino)
+    identity = (info.st_mtime_ns, info.st_ctime_ns, info.st_size)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and hit[0] == identity:
