@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
+from timetracer._request import Body, request_section
 from timetracer._response import REDACTED, ResponseCapture
 from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
 from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
@@ -34,6 +35,9 @@ REPLAY_HEADER = "X-Timetracer-Replay"
 _CONTENT_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 T = TypeVar("T")
+
+# Reads the request body ahead of the app (swapping the app's stream) once tracing is decided.
+BodyReader = Callable[[int], Optional[Body]]
 
 
 def request_headers(meta: Mapping[str, Any], redacted: frozenset[str]) -> Dict[str, str]:
@@ -141,6 +145,7 @@ class RequestLifecycle:
         self._exclude = tuple(config.exclude_paths)
         self._sample_rate = config.sample_rate
         self._redacted = config.redacted_headers
+        self._redacted_query = config.redacted_query
         suffixes = [config.compression.suffix]
         suffixes += [c.suffix for c in Compression if c is not config.compression]
         self._replay_suffixes = tuple(suffixes)
@@ -150,8 +155,18 @@ class RequestLifecycle:
 
     # -- start -------------------------------------------------------------------------------
 
-    def _begin(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Optional[RequestTrace]:
+    def _begin(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        meta: Mapping[str, Any],
+        read_body: Optional[BodyReader] = None,
+    ) -> Optional[RequestTrace]:
         """Start tracing a request, or return ``None`` to let it pass untouched.
+
+        ``read_body(limit)`` is called once the request is traced: it reads the body ahead of the
+        application (which then reads the same bytes from a buffered stream) and returns it.
 
         Raises :class:`TimeTracerError` (logged) when a replay cannot start: the adapter answers
         with a 500 built by :func:`replay_failure_text`.
@@ -162,26 +177,42 @@ class RequestLifecycle:
             if not random.random() < self._sample_rate:
                 return None
             try:
+                request = self._request(method, path, query, meta, read_body)
                 target = self.config.cassette
                 if target is None:
                     target = cassette_path(self.config, method, path)
-                request = self._request(method, path, query, meta)
                 session = Session(self.config, Mode.RECORD, cassette_path=target, request=request)
             except Exception:
                 logger.exception("timetracer: cannot record %s %s; it runs unrecorded", method, path)
                 return None
             return RequestTrace(self, session)
         try:
-            return RequestTrace(self, self._start_replay(method, path, query, meta))
+            request = self._request(method, path, query, meta, read_body)
+            return RequestTrace(self, self._start_replay(request))
         except TimeTracerError as exc:
             logger.error("timetracer: cannot replay %s %s: %s", method, path, exc)
             raise
 
-    def _request(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Dict[str, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        meta: Mapping[str, Any],
+        read_body: Optional[BodyReader],
+    ) -> Dict[str, Any]:
+        """The cassette's ``request`` object; reads the body ahead of the app (see ``_begin``)."""
         headers = request_headers(meta, self._redacted)
-        return {"method": method, "path": path, "query": query, "headers": headers}
+        body = None
+        if read_body is not None:
+            try:
+                body = read_body(self.config.max_body_bytes)
+            except Exception:  # the stream was not swapped: the app reads it as sent
+                logger.exception("timetracer: could not capture the body of %s %s", method, path)
+        return request_section(method, path, query, headers, body, self._redacted_query)
 
-    def _start_replay(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Session:
+    def _start_replay(self, request: Dict[str, Any]) -> Session:
+        method, path = request["method"], request["path"]
         source, document = self._load_replay(method, path)
         try:
             return Session(
@@ -189,7 +220,7 @@ class RequestLifecycle:
                 Mode.REPLAY,
                 cassette_path=source,
                 cassette=document,
-                request=self._request(method, path, query, meta),
+                request=request,
             )
         except Exception as exc:
             raise CassetteError(f"cassette {source}: cannot replay it ({exc})") from exc

@@ -221,3 +221,35 @@ def test_django_middleware_through_the_wsgi_handler(tmp_path: Path) -> None:
         with client.get("/stream") as response:
             assert response.get_data() == b"a=True;b=True;c=True;"
     assert read(tmp_path / "GET__stream.json")["response"]["body"]["size"] == 21
+
+
+@pytest.mark.parametrize(
+    "body, content_type, stored",
+    [
+        pytest.param(
+            b'{"user": "ann", "password": "hunter2"}',
+            "application/json",
+            '{"user":"ann","password":"[REDACTED]"}',
+            id="json",
+        ),
+        pytest.param(
+            b"user=ann&password=hunter2&tag=a&tag=b",
+            "application/x-www-form-urlencoded",
+            "user=ann&password=[REDACTED]&tag=a&tag=b",
+            id="form",
+        ),
+    ],
+)
+def test_the_request_body_is_captured_and_the_view_reads_it_unchanged(
+    tmp_path: Path, body: bytes, content_type: str, stored: str
+) -> None:
+    with override_settings(**BASE, MIDDLEWARE=[]):
+        plain = DjangoClient().post("/echo?token=t1&page=2", data=body, content_type=content_type)
+    with recording(tmp_path):
+        traced = DjangoClient().post("/echo?token=t1&page=2", data=body, content_type=content_type)
+    assert traced.content == plain.content
+    assert b"hunter2" in traced.content  # the view sees the real value
+    (cassette,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    request = read(cassette)["request"]
+    assert request["query"] == "token=[REDACTED]&page=2"
+    assert (request["body"], request["body_encoding"], request["body_truncated"]) == (stored, "text", False)
