@@ -15,12 +15,14 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
+from timetracer._recordings import Recordings
 from timetracer._request import Body, request_section
 from timetracer._response import REDACTED, ResponseCapture
-from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
-from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
+from timetracer.cassette import read_cassette, write_cassette
+from timetracer.cassette.naming import Claim
+from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Mode, TraceConfig
 from timetracer.context import activate, deactivate, mark_middleware_installed, mark_replay_configured
-from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
+from timetracer.errors import CassetteError, TimeTracerError
 from timetracer.report import ReplayReport, finish_replay
 from timetracer.session import Session
 
@@ -77,11 +79,12 @@ class RequestTrace:
         trace.finish()
     """
 
-    __slots__ = ("_done", "_lock", "_owner", "capture", "report", "session")
+    __slots__ = ("_done", "_lock", "_owner", "capture", "claim", "report", "session")
 
-    def __init__(self, owner: RequestLifecycle, session: Session) -> None:
+    def __init__(self, owner: RequestLifecycle, session: Session, claim: Optional[Claim] = None) -> None:
         self._owner = owner
         self.session = session
+        self.claim = claim  # the recording's file name, held until the cassette is written
         self.capture = ResponseCapture(owner.config.max_body_bytes)
         self.report: Optional[ReplayReport] = None
         self._done = False
@@ -125,6 +128,8 @@ class RequestTrace:
             logger.exception("timetracer: internal error finishing %s", self.session.cassette_path)
         finally:
             deactivate(token)
+            if self.claim is not None:
+                self.claim.release()
 
 
 class RequestLifecycle:
@@ -146,9 +151,7 @@ class RequestLifecycle:
         self._sample_rate = config.sample_rate
         self._redacted = config.redacted_headers
         self._redacted_query = config.redacted_query
-        suffixes = [config.compression.suffix]
-        suffixes += [c.suffix for c in Compression if c is not config.compression]
-        self._replay_suffixes = tuple(suffixes)
+        self._recordings = Recordings(config)
         mark_middleware_installed()
         if config.mode is Mode.REPLAY:
             mark_replay_configured()
@@ -178,14 +181,17 @@ class RequestLifecycle:
                 return None
             try:
                 request = self._request(method, path, query, meta, read_body)
-                target = self.config.cassette
+                target, claim = self.config.cassette, None
                 if target is None:
-                    target = cassette_path(self.config, method, path)
+                    claim = self._recordings.claim(request)
+                    if claim is None:  # the route holds all the recordings it may keep
+                        return None
+                    target = claim.target
                 session = Session(self.config, Mode.RECORD, cassette_path=target, request=request)
-            except Exception:
-                logger.exception("timetracer: cannot record %s %s; it runs unrecorded", method, path)
+            except Exception as exc:
+                logger.exception("timetracer: cannot record %s %s (%s); it runs unrecorded", method, path, exc)
                 return None
-            return RequestTrace(self, session)
+            return RequestTrace(self, session, claim)
         try:
             request = self._request(method, path, query, meta, read_body)
             return RequestTrace(self, self._start_replay(request))
@@ -212,8 +218,7 @@ class RequestLifecycle:
         return request_section(method, path, query, headers, body, self._redacted_query)
 
     def _start_replay(self, request: Dict[str, Any]) -> Session:
-        method, path = request["method"], request["path"]
-        source, document = self._load_replay(method, path)
+        source, document = self._load_replay(request)
         try:
             return Session(
                 self.config,
@@ -225,26 +230,14 @@ class RequestLifecycle:
         except Exception as exc:
             raise CassetteError(f"cassette {source}: cannot replay it ({exc})") from exc
 
-    def _load_replay(self, method: str, path: str) -> Tuple[Path, Dict[str, Any]]:
-        """``config.cassette``, or the cassette named after the request in ``cassette_dir``, loaded.
+    def _load_replay(self, request: Dict[str, Any]) -> Tuple[Path, Dict[str, Any]]:
+        """``config.cassette``, or the recording of this very request in ``cassette_dir``, loaded.
 
-        Suffixes are tried with the configured compression's first; loads are cached by path.
+        See :class:`~timetracer._recordings.Recordings` for how the recording is found.
         """
         if self.config.cassette is not None:
             return self.config.cassette, read_cassette(self.config.cassette)
-        directory = Path(self.config.cassette_dir)
-        stem = cassette_name(method, path)
-        for suffix in self._replay_suffixes:
-            candidate = directory / f"{stem}{suffix}"
-            try:
-                return candidate, read_cassette(candidate)
-            except CassetteNotFoundError:
-                continue
-        others = ", ".join(self._replay_suffixes[1:])
-        raise CassetteNotFoundError(
-            f"cassette {directory / (stem + self._replay_suffixes[0])} does not exist "
-            f"(nor with {others}) for {method} {path}"
-        )
+        return self._recordings.find(request)
 
     # -- finish ------------------------------------------------------------------------------
 

@@ -242,6 +242,51 @@ def is_form_type(content_type: str) -> bool:
     return _media_type(content_type) == "application/x-www-form-urlencoded"
 
 
+_PART_NAME = re.compile(rb'content-disposition:[^\r\n]*?[; ]name="([^"]*)"', re.IGNORECASE)
+_PART_FILE = re.compile(rb'content-disposition:[^\r\n]*?[; ]filename\*?=', re.IGNORECASE)
+
+
+def _boundary(content_type: str) -> Optional[bytes]:
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "boundary" and value.strip():
+            return value.strip().strip('"').encode("latin-1", "replace")
+    return None
+
+
+def redact_multipart(data: bytes, content_type: str, names: frozenset[str]) -> bytes:
+    """A ``multipart/form-data`` body with the values of fields named in ``names`` replaced.
+
+    Uploaded files (parts with a ``filename``) are kept; a part cut by the size limit is redacted
+    up to the cut.
+    """
+    if _media_type(content_type) != "multipart/form-data" or not names:
+        return data
+    boundary = _boundary(content_type)
+    if boundary is None:
+        return data
+    delimiter = b"--" + boundary
+    parts = data.split(delimiter)
+    changed = False
+    for index in range(1, len(parts)):
+        part = parts[index]
+        head_end = part.find(b"\r\n\r\n")
+        if head_end < 0:
+            continue
+        head = part[:head_end]
+        match = _PART_NAME.search(head)
+        if match is None or _PART_FILE.search(head):
+            continue
+        if match.group(1).decode("utf-8", "replace").lower() not in names:
+            continue
+        content_start = head_end + 4
+        last = index == len(parts) - 1  # cut by the size limit: no closing delimiter
+        tail = b"" if last else (b"\r\n" if part.endswith(b"\r\n") else b"")
+        parts[index] = part[:content_start] + REDACTED.encode("ascii") + tail
+        changed = True
+    return delimiter.join(parts) if changed else data
+
+
 def redact_body(text: str, content_type: str, names: frozenset[str]) -> str:
     """A text body with the values of JSON or form fields named in ``names`` replaced.
 
@@ -297,9 +342,10 @@ def request_section(
     }
     if body is None:
         return section
-    text = _text(body.data, body.truncated)
+    data = redact_multipart(body.data, body.content_type, redacted)
+    text = _text(data, body.truncated)
     if text is None:
-        section["body"] = base64.b64encode(body.data).decode("ascii")
+        section["body"] = base64.b64encode(data).decode("ascii")
         section["body_encoding"] = "base64"
     else:
         section["body"] = redact_body(text, body.content_type, redacted)

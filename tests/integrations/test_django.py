@@ -67,7 +67,9 @@ def test_records_a_normal_view(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.json() == {"_id": "123", "name": "Alice", "traced": True}
 
-    document = read(tmp_path / "GET__users_123.json")
+    (name,) = [p.name for p in tmp_path.iterdir()]
+    assert name.startswith("GET__users_123~q")  # the query string is part of the request's identity
+    document = read(tmp_path / name)
     request = document["request"]
     assert (request["method"], request["path"], request["query"]) == ("GET", "/users/123", "full=1")
     assert request["headers"]["authorization"] == "[REDACTED]"
@@ -123,10 +125,15 @@ def test_exception_escaping_get_response_is_recorded_and_reraised(tmp_path: Path
 def test_non_streaming_cassette_is_written_before_the_response_returns(tmp_path: Path) -> None:
     with recording(tmp_path):
         middleware = DjangoMiddleware(lambda request: HttpResponse(b"done", status=201))
-        response = middleware(RequestFactory().post("/orders", data={"a": "1"}))
+        response = middleware(RequestFactory().post("/orders", data={"a": "1", "password": "hunter2"}))
         assert response.status_code == 201
-        recorded = read(tmp_path / "POST__orders.json")
+        (name,) = [p.name for p in tmp_path.iterdir()]
+        assert name.startswith("POST__orders~q")  # the body is part of the request's identity
+        recorded = read(tmp_path / name)
     assert recorded["request"]["headers"]["content-type"].startswith("multipart/form-data")
+    body = recorded["request"]["body"]
+    assert 'name="a"\r\n\r\n1\r\n' in body and "hunter2" not in body
+    assert 'name="password"\r\n\r\n[REDACTED]\r\n' in body
     assert (recorded["response"]["status"], recorded["response"]["body"]["data"]) == (201, "done")
 
 
