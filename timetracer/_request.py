@@ -396,6 +396,26 @@ def fingerprint(request: Mapping[str, Any]) -> Optional[str]:
     return "q" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
+def request_differences(recorded: Mapping[str, Any], live: Mapping[str, Any], names: frozenset[str]) -> List[str]:
+    """How the request a cassette was recorded for differs from a live one (empty: the same).
+
+    Method, path, query string (redacted, normalised) and, where the cassette stored it, the body.
+    A cassette recorded before bodies were stored (no ``body`` key) is compared without the body.
+    """
+    out: List[str] = []
+    for name in ("method", "path"):
+        if recorded.get(name) != live.get(name):
+            out.append(f"{name} {live.get(name)!r} != recorded {recorded.get(name)!r}")
+    rec_query = redact_query(str(recorded.get("query") or ""), names)
+    if fingerprint({"query": rec_query}) != fingerprint({"query": live.get("query")}):
+        out.append(f"query {live.get('query')!r} != recorded {rec_query!r}")
+    if "body" in recorded:
+        with_body = dict(live, query="")
+        if fingerprint(dict(recorded, query="")) != fingerprint(with_body):
+            out.append("body differs from the recorded body")
+    return out
+
+
 def describe(request: Mapping[str, Any]) -> str:
     """``GET /items?page=2`` (with a body size note) for messages."""
     query = request.get("query")
