@@ -141,7 +141,9 @@ class Recordings:
         route = cassette_name(request["method"], request["path"])
         recorded = route_recordings(self.directory, route)
         names = sorted(n for names in recorded.values() for n in names if not n.startswith("."))
-        listed = ", ".join(names[:_LISTED]) + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+        listed = ", ".join(names[:_LISTED]) + (
+            f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+        )
         same_kind = sum(1 for (fp, _) in recorded if fp == fingerprint(request))
         kind = f"the {_ordinal(number)} request like it in this replay"
         if number > 1 and same_kind:
