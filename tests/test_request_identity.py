@@ -206,8 +206,8 @@ def test_a_plain_ignored_name_covers_set_operators_and_the_response(
     assert replayed.headers[REPLAY_HEADER] == verdict
     if ignore:
         assert replayed.status_code == 200
-        assert replayed.get_json()["user"] == recorded.get_json()["user"]
-        assert replayed.get_json()["jwt"] != recorded.get_json()["jwt"]
+        assert json.loads(replayed.data)["user"] == json.loads(recorded.data)["user"]
+        assert json.loads(replayed.data)["jwt"] != json.loads(recorded.data)["jwt"]
 
 
 def test_an_ignored_response_field_alone_keeps_the_verdict_identical(

@@ -215,7 +215,7 @@ def test_wsgi_middleware_around_get_wsgi_application(tmp_path: Path) -> None:
         config = TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path)
         client = Client(TimeTracerMiddleware(get_wsgi_application(), config))
         response = client.get("/users/123", buffered=True)
-        assert response.json == {"_id": "123", "name": "Alice", "traced": True}
+        assert json.loads(response.data) == {"_id": "123", "name": "Alice", "traced": True}
         streamed = client.get("/stream", buffered=True)
         assert streamed.get_data() == b"a=True;b=True;c=True;"
     assert read(tmp_path / "GET__users_123.json")["response"]["status"] == 200
