@@ -153,6 +153,34 @@ class Claim:
                 pass
 
 
+class _Route:
+    """The recording numbers taken in one route, by fingerprint, with O(1) count and next number."""
+
+    __slots__ = ("count", "highest", "numbers")
+
+    def __init__(self) -> None:
+        self.numbers: Dict[Optional[str], Set[int]] = {}
+        self.highest: Dict[Optional[str], int] = {}
+        self.count = 0
+
+    def add(self, fingerprint: Optional[str], number: int) -> None:
+        taken = self.numbers.setdefault(fingerprint, set())
+        if number not in taken:
+            taken.add(number)
+            self.count += 1
+            self.highest[fingerprint] = max(number, self.highest.get(fingerprint, 0))
+
+    def discard(self, fingerprint: Optional[str], number: int) -> None:
+        taken = self.numbers.get(fingerprint, set())
+        if number in taken:
+            taken.discard(number)
+            self.count -= 1
+            self.highest[fingerprint] = max(taken, default=0)
+
+    def next(self, fingerprint: Optional[str]) -> int:
+        return self.highest.get(fingerprint, 0) + 1
+
+
 class RecordingFolder:
     """Hands out recording names in one folder: the next number of each request, bounded per route.
 
@@ -173,7 +201,7 @@ class RecordingFolder:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._routes: Dict[str, Set[Tuple[Optional[str], int]]] = {}
+        self._routes: Dict[str, _Route] = {}
         self._listed_at: Optional[float] = None
         self._lock = threading.Lock()
 
@@ -181,7 +209,7 @@ class RecordingFolder:
         now = time.monotonic()
         if self._listed_at is not None and now - self._listed_at < self.REFRESH_SECONDS:
             return
-        routes: Dict[str, Set[Tuple[Optional[str], int]]] = {}
+        routes: Dict[str, _Route] = {}
         try:
             entries = os.scandir(self.directory)
         except FileNotFoundError:
@@ -191,7 +219,7 @@ class RecordingFolder:
                 for entry in entries:
                     parsed = parse_name(entry.name)
                     if parsed is not None:
-                        routes.setdefault(parsed[0], set()).add(parsed[1:])
+                        routes.setdefault(parsed[0], _Route()).add(parsed[1], parsed[2])
         self._routes = routes
         self._listed_at = now
 
@@ -214,10 +242,10 @@ class RecordingFolder:
                 raise OSError(
                     exc.errno, f"cannot claim {directory / (stem + suffix)}: {exc.strerror}"
                 ) from exc
-            taken = self._routes.setdefault(route, set())
-            if limit and len(taken) >= limit:
+            taken = self._routes.setdefault(route, _Route())
+            if limit and taken.count >= limit:
                 return None
-            number = 1 + max((n for fp, n in taken if fp == fingerprint), default=0)
+            number = taken.next(fingerprint)
             while True:
                 name = numbered(stem, number)
                 claim = directory / f".{name}{suffix}{_CLAIM}"
@@ -225,7 +253,7 @@ class RecordingFolder:
                     directory.mkdir(parents=True, exist_ok=True)
                     fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
                 except FileExistsError:
-                    taken.add((fingerprint, number))  # another process's, in flight
+                    taken.add(fingerprint, number)  # another process's, in flight
                     number += 1
                     continue
                 except OSError as exc:
@@ -233,7 +261,7 @@ class RecordingFolder:
                         exc.errno, f"cannot claim {directory / (name + suffix)}: {exc.strerror}"
                     ) from exc
                 os.close(fd)
-                taken.add((fingerprint, number))
+                taken.add(fingerprint, number)
                 if any((directory / f"{name}{s}").exists() for s in SUFFIXES):
                     os.unlink(claim)  # written meanwhile by a recorder that has released its claim
                     number += 1
@@ -242,11 +270,13 @@ class RecordingFolder:
                 if target.parent != directory:  # cannot happen by construction; keep it explicit
                     os.unlink(claim)
                     raise ValueError(f"refusing cassette path {target} outside {directory}")
-                return Claim(target, claim, functools.partial(self._forget, route, (fingerprint, number)))
+                return Claim(target, claim, functools.partial(self._forget, route, fingerprint, number))
 
-    def _forget(self, route: str, key: Tuple[Optional[str], int]) -> None:
+    def _forget(self, route: str, fingerprint: Optional[str], number: int) -> None:
         with self._lock:
-            self._routes.get(route, set()).discard(key)
+            known = self._routes.get(route)
+            if known is not None:
+                known.discard(fingerprint, number)
 
 
 def claim_recording(
