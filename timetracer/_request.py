@@ -74,6 +74,14 @@ class BufferedInput:
             piece += more or b""
         return piece
 
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
     def readline(self, size: Optional[int] = -1) -> bytes:
         size = -1 if size is None else size
         start = self._pos
