@@ -319,3 +319,30 @@ def test_errors_only_recordings_are_numbered_without_gaps(tmp_path: Path) -> Non
     assert statuses == [200, 500, 200, 500, 200]
     assert cassettes(tmp_path) == ["GET__flaky.json", "GET__flaky~2.json"]
     assert read_cassette(tmp_path / "GET__flaky~2.json")["response"]["body"]["data"] == "call 4"
+
+
+def test_a_cassette_recorded_before_bodies_were_stored_still_answers_its_own_query(tmp_path: Path) -> None:
+    # Earlier versions named a cassette after the route alone and stored no body: it answers the
+    # request whose query string it was recorded for, and no other.
+    def app(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"page": 2}']
+
+    recorder = Client(
+        TimeTracerMiddleware(app, TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path))
+    )
+    recorder.get("/items?page=2&token=abc", buffered=True)
+    (recorded,) = tmp_path.iterdir()
+    document = json.loads(recorded.read_text())
+    del document["request"]["body"]  # as an older timetracer wrote it
+    document["request"]["query"] = "page=2&token=abc"  # verbatim, before query redaction
+    recorded.unlink()
+    (tmp_path / "GET__items.json").write_text(json.dumps(document))
+
+    replayer = Client(
+        TimeTracerMiddleware(app, TraceConfig.from_env({}, mode="replay", cassette_dir=tmp_path))
+    )
+    same = replayer.get("/items?token=xyz&page=2", buffered=True)
+    assert (same.status_code, same.headers[REPLAY_HEADER]) == (200, "identical")
+    other = replayer.get("/items?page=3", buffered=True)
+    assert other.status_code == 500 and "no recording of GET /items?page=3" in other.get_data(as_text=True)
