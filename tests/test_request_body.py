@@ -18,7 +18,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.test import Client, EnvironBuilder
 
-from timetracer._request import BufferedInput, capture_body, redact_body, redact_query
+from timetracer._body import BufferedInput, capture_body
+from timetracer._redact import redact_body, redact_query
 from timetracer.cassette import read_cassette
 from timetracer.config import TraceConfig
 from timetracer.errors import ConfigError
