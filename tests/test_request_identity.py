@@ -97,6 +97,16 @@ class Apps:
                 pass
             return jsonify({"ok": True})
 
+        @app.route("/items/report", methods=["GET"])
+        def report() -> Any:
+            # Version 2 also makes sure of an index, and carries on if that fails.
+            if version == 2:
+                try:
+                    db.items.create_index("name")
+                except Exception:
+                    pass
+            return jsonify({"count": db.items.count_documents({})})
+
         @app.route("/login", methods=["POST"])
         def login() -> Any:
             token = uuid.uuid4().hex  # fresh on every run
@@ -195,6 +205,18 @@ def test_a_swallowed_mismatch_gives_mismatch_and_logs_the_diff_naming_the_field(
     assert warning.levelno == logging.WARNING
     assert "UPDATE_ONE" in warning.getMessage().upper()
     assert "filter.archived: false != <missing>" in warning.getMessage()
+
+
+def test_a_swallowed_call_that_replay_cannot_answer_gives_mismatch(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded = run(apps(mongo_uri, "record"), ("GET", "/items/report", None))
+    caplog.set_level(logging.INFO, logger="timetracer")
+    replayed = run(apps(dead_mongo_uri, "replay", version=2), ("GET", "/items/report", None))
+    assert replayed.data == recorded.data  # the app hid the ReplayUnsupportedError
+    assert replayed.headers[REPLAY_HEADER] == "mismatch"
+    (warning,) = [r for r in caplog.records if "replay mismatch" in r.getMessage()]
+    assert "Collection.create_index() is not replayed" in warning.getMessage()
 
 
 @pytest.mark.parametrize("ignore, verdict", [("jwt", "identical"), ("", "mismatch")])
