@@ -113,4 +113,3 @@ def uninstall() -> None:
 
 def installed() -> bool:
     return bool(_installed)
-

@@ -18,6 +18,7 @@ from pymongo.cursor import Cursor
 
 from timetracer import context
 from timetracer.errors import ReplayMismatchError
+from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
 from timetracer.plugins.pymongo._signature import signature_for
@@ -233,12 +234,13 @@ class TracedCursor(Cursor):
             assert session.replayer is not None
             event = session.replayer.match(signature, args)
             state = self._tt_state = _State(session, event)
+            _claims.hold(session, state)
             result = event["result"]
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
                 raise rebuild_error(result["error"])
             return self._tt_serve(state)
-        if state.served < len(_recorded_docs(state.event)):
+        if state.served < len(_recorded_docs(state.event)) or _claims.extend(session, state):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
@@ -295,6 +297,7 @@ class TracedCommandCursor(CommandCursor):
         docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
         cursor._tt_state = _State(session, event)
+        _claims.hold(session, cursor._tt_state, served=len(docs))
         exhausted = bool(event["result"].get("exhausted")) and not event["result"].get("error")
         COMMAND_CURSOR.set(cursor, "killed", exhausted)
         return cursor
@@ -324,6 +327,13 @@ class TracedCommandCursor(CommandCursor):
             return count
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
+            return len(data)
+        if _claims.extend(state.session, state):
+            body = state.event["result"].get("body") or {}
+            more = decode_cached(body, state.served, len(body.get("data") or []), self._tt_codec())
+            state.served += len(more)
+            data.extend(more)
+            COMMAND_CURSOR.set(self, "killed", bool(state.event["result"].get("exhausted")))
             return len(data)
         result = state.event["result"]
         COMMAND_CURSOR.set(self, "killed", True)
