@@ -158,7 +158,22 @@ class Session:
         document["events"] = events = [event for event in self.events if "result" in event]
         for event in events:
             _fill_body_hash(event)
+        for check in list(_cassette_checks):
+            try:
+                check(self.cassette_path, events)
+            except Exception:
+                logger.exception("timetracer: a cassette check failed")
         return document
+
+
+# Run on the events of every cassette being built (plugins warn about what it holds).
+_cassette_checks: List[Callable[[Optional[Path], List[Event]], None]] = []
+
+
+def add_cassette_check(check: Callable[[Optional[Path], List[Event]], None]) -> None:
+    """Run ``check(cassette_path, events)`` whenever a recorded cassette is built. Idempotent."""
+    if check not in _cassette_checks:
+        _cassette_checks.append(check)
 
 
 def _fill_body_hash(event: Event) -> None:

@@ -20,7 +20,7 @@ from timetracer import context
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
-from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._errors import capture_error, replayed_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
@@ -134,7 +134,7 @@ def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
     for field in ("return_key", "show_record_id", "explain"):
         if get(cursor, field):
             args[field] = True
-    return norm.shape(args)
+    return norm.shape(args, get(cursor, "codec_options"))
 
 
 # What the app reads from a traced cursor: while recording, every document it receives is
@@ -238,14 +238,14 @@ class TracedCursor(Cursor):
             result = event["result"]
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise rebuild_error(result["error"])
+                raise replayed_error(session, event)
             return self._tt_serve(state)
         if state.served < len(_recorded_docs(state.event)) or _claims.extend(session, state):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise replayed_error(session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -339,7 +339,7 @@ class TracedCommandCursor(CommandCursor):
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise replayed_error(state.session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

@@ -23,7 +23,9 @@ from timetracer.config import ENV_MODE
 from timetracer.errors import ReplayUnsupportedError
 from timetracer.plugins.pymongo import _ops
 from timetracer.plugins.pymongo._cursor import TracedCursor
+from timetracer.plugins.pymongo._errors import warn_unreachable
 from timetracer.plugins.pymongo._normalize import Binder
+from timetracer.session import add_cassette_check
 
 _lock = threading.Lock()
 # (class, attribute, what the class itself held before: the function, or _MISSING if inherited)
@@ -286,6 +288,7 @@ def enable() -> None:
                 _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
         _install(MongoClient, "__init__", _wrap_client_init)
     _threads.install()
+    add_cassette_check(warn_unreachable)
     # The guards below sit on PyMongo's own hot path (every operation selects a server), so a
     # process pays for them only once replay is used in it.
     context.on_replay(_install_replay_guards)
