@@ -7,7 +7,6 @@ and the replay must attempt no socket connection at all (a counter sees every ``
 
 from __future__ import annotations
 
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Tuple
@@ -19,38 +18,10 @@ from timetracer import _threads, context
 from timetracer.errors import ReplayUnsupportedError
 from timetracer.plugins import disable_pymongo, enable_pymongo
 
+from ._sockets import Connects, connects_fixture  # noqa: F401  (the "connects" fixture)
 from ._support import Tape, assert_same
 
 Outcome = Tuple[Any, ...]
-
-
-class Connects:
-    """Every TCP connection attempted while it is installed, by address."""
-
-    def __init__(self) -> None:
-        self.addresses: List[Any] = []
-
-    def to(self, uri: str) -> int:
-        port = int(uri.rsplit(":", 1)[1])
-        return sum(1 for address in self.addresses if isinstance(address, tuple) and address[1] == port)
-
-
-@pytest.fixture
-def connects(monkeypatch: pytest.MonkeyPatch) -> Connects:
-    counter = Connects()
-    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def counted_connect(self: socket.socket, address: Any) -> Any:
-        counter.addresses.append(address)
-        return connect(self, address)
-
-    def counted_connect_ex(self: socket.socket, address: Any) -> Any:
-        counter.addresses.append(address)
-        return connect_ex(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", counted_connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", counted_connect_ex)
-    return counter
 
 
 @pytest.fixture

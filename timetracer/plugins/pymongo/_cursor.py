@@ -21,6 +21,7 @@ from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._errors import capture_error, replayed_error
+from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
@@ -82,16 +83,45 @@ class _State:
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
         result: Dict[str, Any] = {"status": 0, "body": {"captured": True, "data": []}}
+        lost = next((doc.error for doc in self.docs if isinstance(doc, _Lost)), None)
         try:
-            result["body"]["data"] = [stored_document(doc) for doc in self.docs]
+            if lost is None:
+                result["body"]["data"] = [stored_document(doc) for doc in self.docs]
         except Exception as exc:  # never break the app's request over a value we cannot store
-            logger.warning("timetracer: cursor documents could not be stored: %s", exc)
-            result["body"] = {"captured": False, "data": None, "reason": str(exc)}
+            capture_failed("the documents of a cursor", exc)
+            lost = exc
+        if lost is not None:
+            result["body"] = {"captured": False, "data": None, "reason": f"{type(lost).__name__}: {lost}"}
         result["exhausted"] = self.exhausted
         if self.failed is not None:
             result["status"] = 1
             result["error"] = self.failed
         self.session.end_event(self.event, result)
+
+
+class _Lost:
+    """Stands in the recorded documents for one that could not be captured: the cursor's result
+    is then stored as not captured, and replaying it raises a clear error, never fewer documents."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _uncaptured(session: Session, event: Dict[str, Any]) -> ReplayMismatchError:
+    sig = event["signature"]
+    body = event["result"].get("body") or {}
+    return ReplayMismatchError(
+        f"the documents of the recorded cursor of {sig.get('method')} on {sig.get('url')} (eid={event['eid']}) "
+        f"were not captured ({body.get('reason', 'no reason stored')}), so replay cannot return them; "
+        f"re-record the cassette {session.cassette_path}"
+    )
+
+
+def _lost_in_recording(event: Dict[str, Any]) -> bool:
+    result = event["result"]
+    return (result.get("body") or {}).get("captured") is False and not result.get("error")
 
 
 def _recorded_docs(event: Dict[str, Any]) -> List[Any]:
@@ -149,7 +179,8 @@ def _capture(cursor: Any, doc: Any) -> None:
         try:
             state.docs.append(capture_document(doc, cursor._tt_codec()))
         except Exception as exc:  # never break the app's read over our snapshot
-            logger.warning("timetracer: a document read from a cursor could not be captured: %s", exc)
+            capture_failed("a document read from a cursor", exc)
+            state.docs.append(_Lost(exc))
         if state.server_done and not len(cursor._tt_fields.get(cursor, "data")):
             state.exhausted = True
 
@@ -236,6 +267,9 @@ class TracedCursor(Cursor):
             state = self._tt_state = _State(session, event)
             _claims.hold(session, state)
             result = event["result"]
+            if _lost_in_recording(event):
+                CURSOR.set(self, "killed", True)
+                raise _uncaptured(session, event)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
                 raise replayed_error(session, event)
@@ -293,6 +327,8 @@ class TracedCommandCursor(CommandCursor):
     @classmethod
     def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
         """A real CommandCursor over the recorded documents; it never reaches a server."""
+        if _lost_in_recording(event):
+            raise _uncaptured(session, event)
         body = event["result"].get("body") or {}
         docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
