@@ -7,6 +7,7 @@ and the replay must attempt no socket connection at all (a counter sees every ``
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Tuple
@@ -254,3 +255,25 @@ def test_enable_installs_the_thread_hooks_once_and_disable_restores_them() -> No
         enable_pymongo()
     assert threading.Thread.start.__wrapped__ is original_start  # type: ignore[attr-defined]
     assert ThreadPoolExecutor.submit.__wrapped__ is original_submit  # type: ignore[attr-defined]
+
+
+def test_a_thread_that_outlives_its_recording_is_reported(
+    shop_db: Any, tape: Tape, caplog: pytest.LogCaptureFixture
+) -> None:
+    go = threading.Event()
+    seen: List[Outcome] = []
+
+    def late() -> None:
+        go.wait(10)
+        seen.append(outcome(lambda: shop_db.users.find_one({"_id": "123"})))
+
+    with caplog.at_level(logging.WARNING, logger="timetracer"):
+        with tape.record():
+            thread = threading.Thread(target=late, name="fire-and-forget")
+            thread.start()  # started in the request, not joined before it ends
+        go.set()
+        thread.join()
+    assert seen == [("returned", {"_id": "123", "name": "Alice"})]  # the app's call is untouched
+    assert tape.events == []
+    (message,) = [r.getMessage() for r in caplog.records if "after the cassette" in r.getMessage()]
+    assert "FIND_ONE" in message and "'fire-and-forget'" in message and str(tape.path) in message
