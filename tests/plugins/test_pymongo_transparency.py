@@ -359,11 +359,7 @@ def test_a_replayed_error_keeps_its_message_and_shows_its_origin_in_the_tracebac
         make_client(dead_mongo_uri)[fresh_db.name].items.insert_one({"_id": 1, "x": Unstorable()})
     assert str(replayed.value) == str(live.value) and replayed.value.args == live.value.args
     live_text = "".join(traceback.format_exception(live.type, live.value, live.tb))
-    assert "timetracer" not in live_text.split("Traceback")[-1].splitlines()[-1]
+    assert "replayed by timetracer" not in live_text  # recording adds nothing
     text = "".join(traceback.format_exception(replayed.type, replayed.value, replayed.tb))
     assert f"replayed by timetracer from the cassette {tape.path}, recorded call eid=1" in text
-    assert (
-        text.rstrip()
-        .splitlines()[-1 if sys.version_info < (3, 11) else -2]
-        .startswith("bson.errors.InvalidDocument")
-    )
+    assert f"bson.errors.InvalidDocument: {live.value}\n" in text  # the message line is unchanged
