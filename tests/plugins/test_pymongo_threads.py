@@ -16,6 +16,8 @@ import pymongo
 import pytest
 
 from timetracer import _threads, context
+from timetracer.cassette import read_cassette
+from timetracer.config import TraceConfig
 from timetracer.errors import ReplayUnsupportedError
 from timetracer.plugins import disable_pymongo, enable_pymongo
 
@@ -277,3 +279,55 @@ def test_a_thread_that_outlives_its_recording_is_reported(
     assert tape.events == []
     (message,) = [r.getMessage() for r in caplog.records if "after the cassette" in r.getMessage()]
     assert "FIND_ONE" in message and "'fire-and-forget'" in message and str(tape.path) in message
+
+
+def fan_out_app(db_for: Callable[[], Any], config: TraceConfig) -> Any:
+    """A Flask app whose view fans its queries out to a pool made at startup and to a thread."""
+    from flask import Flask, jsonify
+
+    from timetracer.integrations.flask import auto_setup
+
+    app = auto_setup(Flask(__name__), config)
+    pool = ThreadPoolExecutor(max_workers=2)
+    state: Dict[str, Any] = {}
+
+    @app.route("/dashboard")
+    def dashboard() -> Any:
+        db = state.setdefault("db", db_for())
+        counts = list(pool.map(lambda s: db.items.count_documents({"in_stock": s}), [True, False]))
+        box: List[Any] = []
+        thread = threading.Thread(target=lambda: box.append(db.users.find_one({"_id": "123"})))
+        thread.start()
+        thread.join()
+        cheapest = pool.submit(lambda: list(db.items.find({}, {"_id": 0, "sku": 1}).sort("price").limit(2)))
+        return jsonify(counts=counts, user=box[0], cheapest=cheapest.result())
+
+    app.extensions["fan_out_pool"] = pool
+    return app
+
+
+def test_a_flask_view_that_fans_out_to_threads_records_and_replays_through_the_middleware(
+    shop_db: Any, tmp_path: Any, dead_mongo_uri: str, connects: Connects
+) -> None:
+    recording = fan_out_app(lambda: shop_db, TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path))
+    live = recording.test_client().get("/dashboard", buffered=True)
+    assert live.status_code == 200, live.get_data(as_text=True)
+    path = tmp_path / "GET__dashboard.json"
+    assert sorted(e["signature"]["method"] for e in read_cassette(path)["events"]) == [
+        "COUNT_DOCUMENTS",
+        "COUNT_DOCUMENTS",
+        "FIND",
+        "FIND_ONE",
+    ]
+    replaying = fan_out_app(
+        lambda: pymongo.MongoClient(dead_mongo_uri, serverSelectionTimeoutMS=300)[shop_db.name],
+        TraceConfig.from_env({}, mode="replay", cassette=path),
+    )
+    for _ in range(2):  # the pool's worker threads serve the second request too
+        replayed = replaying.test_client().get("/dashboard", buffered=True)
+        assert replayed.status_code == 200, replayed.get_data(as_text=True)
+        assert replayed.get_json() == live.get_json()
+        assert replayed.headers["X-Timetracer-Replay"] == "identical"
+    assert connects.to(dead_mongo_uri) == 0
+    for app in (recording, replaying):
+        app.extensions["fan_out_pool"].shutdown()
