@@ -219,15 +219,15 @@ class IterationFailed(Exception):
         self.error = error
 
 
-def documents_to_pass(value: Any, accepts: str) -> Tuple[Any, Any]:
-    """``(what to pass on to PyMongo, what to normalise)`` for a list argument the app passed.
+def documents_to_pass(value: Any) -> Tuple[Any, Any]:
+    """``(what to pass on to PyMongo, what to normalise)`` for ``insert_many``'s documents.
 
-    ``accepts`` is what PyMongo accepts there: ``"list"`` (``bulk_write``, ``aggregate``: anything
-    else raises PyMongo's own TypeError, so it is passed on untouched) or ``"iterable"``
-    (``insert_many``: a one-shot iterable is read once here and passed on as a list, as PyMongo
-    would read it; a mapping or non-iterable is passed on untouched for PyMongo to refuse).
+    A list, a mapping or a non-iterable is passed on untouched (PyMongo refuses the last two with
+    its own message); any other iterable may be readable only once, so it is read here, as
+    PyMongo would read it before sending anything, and passed on as a list. If reading it raises,
+    :class:`IterationFailed` carries the app's exception.
     """
-    if type(value) is list or accepts == "list" or isinstance(value, Mapping) or not isinstance(value, Iterable):
+    if type(value) is list or isinstance(value, Mapping) or not isinstance(value, Iterable):
         return value, value
     try:
         documents = list(value)

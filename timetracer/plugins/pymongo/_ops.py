@@ -208,10 +208,10 @@ class InsertManyOp(Op):
         # A generator can be read only once: read it here and pass the list on.
         documents: Any = []
         if args:
-            passed, documents = norm.documents_to_pass(args[0], "iterable")
+            passed, documents = norm.documents_to_pass(args[0])
             args = (passed, *args[1:])
         elif "documents" in kwargs:
-            passed, documents = norm.documents_to_pass(kwargs["documents"], "iterable")
+            passed, documents = norm.documents_to_pass(kwargs["documents"])
             kwargs = dict(kwargs, documents=passed)
         call = super().prepare(target, args, kwargs)
         call.extra = list(documents) if isinstance(documents, (list, tuple)) else []
