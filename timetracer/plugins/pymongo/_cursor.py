@@ -20,7 +20,7 @@ from timetracer import context
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
-from timetracer.plugins.pymongo._errors import capture_error, replayed_error
+from timetracer.plugins.pymongo._errors import capture_error_safely, replayed_error
 from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
@@ -239,15 +239,20 @@ class TracedCursor(Cursor):
     def _tt_record(self, session: Session) -> int:
         state = self._tt_state
         if state is None:
-            args = _find_arguments(self)
-            method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
-            signature = signature_for(method, self.collection.full_name, args, hashed=False)
-            state = self._tt_state = _State(session, session.start_event(signature, args))
-            session.on_finish(state.finish)
+            try:
+                args = _find_arguments(self)
+                method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
+                signature = signature_for(method, self.collection.full_name, args, hashed=False)
+                state = self._tt_state = _State(session, session.start_event(signature, args))
+                session.on_finish(state.finish)
+            except Exception as exc:  # not recorded: from now on an ordinary cursor, untouched
+                capture_failed("the arguments of find", exc)
+                self.__class__ = Cursor
+                return Cursor._refresh(self)  # type: ignore[attr-defined,no-any-return]
         try:
             count = super()._refresh()
         except Exception as exc:
-            state.failed = capture_error(exc)
+            state.failed = capture_error_safely(exc)
             raise
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
         if count == 0 and state.server_done:
@@ -354,7 +359,7 @@ class TracedCommandCursor(CommandCursor):
                 count = super()._refresh()
             except Exception as exc:
                 if state is not None:
-                    state.failed = capture_error(exc)
+                    state.failed = capture_error_safely(exc)
                 raise
             if state is not None:
                 state.server_done = not COMMAND_CURSOR.get(self, "id")

@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Optional, Set
 
 from timetracer.errors import TimeTracerError
+from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._values import from_ejson, to_ejson
 
 if TYPE_CHECKING:
@@ -101,6 +102,16 @@ def bare_error(exc: BaseException) -> Dict[str, Any]:
     except Exception:
         message = ""
     return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message, "code": None, "details": None}
+
+
+def capture_error_safely(exc: BaseException) -> Dict[str, Any]:
+    """:func:`capture_error`, or :func:`bare_error` if that fails: never raises (the app must get
+    PyMongo's exception, not one of timetracer's)."""
+    try:
+        return capture_error(exc)
+    except Exception as failure:
+        capture_failed("an exception raised by PyMongo", failure)
+        return bare_error(exc)
 
 
 def _unreachable_types() -> FrozenSet[str]:

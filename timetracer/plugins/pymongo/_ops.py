@@ -19,7 +19,7 @@ from pymongo import results as pm_results
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._cursor import TracedCommandCursor
-from timetracer.plugins.pymongo._errors import bare_error, capture_error, replayed_error
+from timetracer.plugins.pymongo._errors import capture_error_safely, replayed_error
 from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
@@ -437,11 +437,7 @@ def _end_with_error(
 ) -> None:
     """Close the event of a call PyMongo failed, server or client side; never raises."""
     error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-    try:
-        error_result["error"] = capture_error(exc)
-    except Exception as failure:
-        capture_failed(f"the exception of {op.name} on {call.url}", failure)
-        error_result["error"] = bare_error(exc)
+    error_result["error"] = capture_error_safely(exc)
     try:
         ids = _ids_after_error(op, target, call)
         if ids is not None:
