@@ -29,11 +29,18 @@ ENV_IGNORE_FIELDS = "TIMETRACER_IGNORE_FIELDS"
 ENV_STRICT = "TIMETRACER_STRICT"
 ENV_MAX_BODY_BYTES = "TIMETRACER_MAX_BODY_BYTES"
 ENV_REDACT_HEADERS = "TIMETRACER_REDACT_HEADERS"
+ENV_MAX_CASSETTE_BYTES = "TIMETRACER_MAX_CASSETTE_BYTES"
+ENV_FILE_MODE = "TIMETRACER_FILE_MODE"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# A cassette larger than this once decompressed is refused (CassetteError) before it fills memory.
+DEFAULT_MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+# Cassettes hold production data: readable and writable by their owner only. New cassette folders
+# get the same bits plus search (x) wherever read is granted: 0600 -> 0700, 0640 -> 0750.
+DEFAULT_FILE_MODE = 0o600
 # Headers whose values never reach a cassette; TIMETRACER_REDACT_HEADERS adds to these.
 DEFAULT_REDACTED_HEADERS = (
     "authorization",
@@ -116,6 +123,40 @@ def _non_negative_int(value: Any, label: str) -> int:
     return number
 
 
+def _positive_int(value: Any, label: str) -> int:
+    try:
+        number = 0 if isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigError(
+            f"{label}={value!r} is not valid; use a whole number of bytes > 0 "
+            f"(default {DEFAULT_MAX_CASSETTE_BYTES}, i.e. 256 MiB)"
+        )
+    return number
+
+
+def _file_mode(value: Any, label: str) -> int:
+    """An octal permission string (``"600"``, ``"0640"``, ``"0o644"``) or an int, as mode bits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode: Optional[int] = value
+    else:
+        text = str(value).strip().lower()
+        text = text[2:] if text.startswith("0o") else text
+        mode = int(text, 8) if text and all(c in "01234567" for c in text) else None
+    if mode is None or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        raise ConfigError(
+            f"{label}={value!r} is not valid; use octal permission bits from 600 to 777 that let "
+            "the owner read and write (e.g. 600, 640 or 644)"
+        )
+    return mode
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of a cassette folder timetracer creates: the file mode plus x wherever r is set."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
 def _csv(value: Any, label: str = "") -> Tuple[str, ...]:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [str(v) for v in value]
@@ -162,6 +203,9 @@ class TraceConfig:
     :param strict: replay with no fallback matching and fail on unused recorded calls.
     :param max_body_bytes: response bodies are captured up to this many bytes.
     :param redact_headers: extra header names whose values are never stored.
+    :param max_cassette_bytes: a cassette larger than this (decompressed) is refused when read.
+    :param file_mode: permission bits of written cassettes (``TIMETRACER_FILE_MODE``, default
+        ``0600``); folders timetracer creates get :func:`folder_mode` of it (``0700``).
 
     Example::
 
@@ -181,6 +225,8 @@ class TraceConfig:
     strict: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redact_headers: Tuple[str, ...] = ()
+    max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+    file_mode: int = DEFAULT_FILE_MODE
 
     def __post_init__(self) -> None:
         # Direct construction (``TraceConfig(mode="record")``, ``dataclasses.replace``) gets the
@@ -253,4 +299,6 @@ _PARSERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "strict": (ENV_STRICT, _bool),
     "max_body_bytes": (ENV_MAX_BODY_BYTES, _non_negative_int),
     "redact_headers": (ENV_REDACT_HEADERS, _lower_csv),
+    "max_cassette_bytes": (ENV_MAX_CASSETTE_BYTES, _positive_int),
+    "file_mode": (ENV_FILE_MODE, _file_mode),
 }
