@@ -15,7 +15,7 @@ import pytest
 
 from timetracer.cassette import read_cassette, storage, write_cassette
 from timetracer.config import Compression
-from timetracer.errors import CassetteError, CassetteNotFoundError, ConfigError, TimeTracerError
+from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -69,7 +69,10 @@ def save(session: Session) -> Optional[Path]:
     if path is None:
         return None
     try:
-        return write_cassette(path, session.to_cassette(), _compression_for(path, session.config))
+        config = session.config
+        return write_cassette(
+            path, session.to_cassette(), _compression_for(path, config), file_mode=config.file_mode
+        )
     except Exception as exc:
         logger.error("timetracer: could not write cassette %s: %s", path, exc)
         return None
@@ -172,7 +175,7 @@ class replay(_Scope):
     def _open(self) -> Session:
         config = self.config or TraceConfig.from_env()
         path = resolve_name(self.cassette, config, for_writing=False)
-        document = read_cassette(path)
+        document = read_cassette(path, config.max_cassette_bytes)
         return Session(
             config, Mode.REPLAY, cassette_path=path, cassette=document, request={"name": path.name}
         )
