@@ -84,6 +84,19 @@ def temp_name(target: Path) -> str:
     return f".{target.name}.{secrets.token_hex(8)}.tmp"
 
 
+CASSETTE_SUFFIXES = tuple(c.suffix for c in Compression)
+
+
+def cassette_files(folder: Union[str, Path]) -> List[Path]:
+    """The cassette files under ``folder`` (recursively, sorted): temp files of writes are skipped."""
+    found: List[Path] = []
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            if name.endswith(CASSETTE_SUFFIXES) and not is_temp_file(name) and not name.startswith("."):
+                found.append(Path(directory) / name)
+    return sorted(found)
+
+
 def encode(document: Dict[str, Any], compression: Compression) -> bytes:
     """Serialise a cassette document: indented JSON when plain, compact when compressed."""
     if compression is Compression.NONE:
