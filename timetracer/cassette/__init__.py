@@ -9,9 +9,9 @@ from timetracer.cassette.storage import cassette_files, is_temp_file, read_casse
 __all__ = [
     "SCHEMA_VERSION",
     "cassette_files",
-    "is_temp_file",
     "cassette_name",
     "cassette_path",
+    "is_temp_file",
     "load_schema",
     "read_cassette",
     "validate",

@@ -58,7 +58,8 @@ STALE_TEMP_SECONDS = 600.0
 # Parsed cassettes by file (device, inode); an entry is reused while the file is unchanged: an atomic
 # rewrite makes a new inode, an in-place one moves mtime, ctime or size. mtime alone is not enough:
 # two same-sized writes within one clock tick of the filesystem share an mtime.
-_cache: Dict[Tuple[int, int], Tuple[Tuple[int, int, int], Dict[str, Any]]] = {}
+# Entries keep the decompressed size, so a lower limit than the one a file was loaded under still applies.
+_cache: Dict[Tuple[int, int], Tuple[Tuple[int, int, int], int, Dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 256
 
@@ -125,7 +126,7 @@ def _inflate_gzip(chunks: Iterator[bytes], path: Union[str, Path], limit: int) -
         data = chunk
         while data:
             fed = True
-            out += inflater.decompress(data, limit + 1 - len(out))
+            out += inflater.decompress(data, min(_CHUNK, limit + 1 - len(out)))
             if len(out) > limit:
                 raise _too_big(path, limit)
             if not inflater.eof:
@@ -340,9 +341,11 @@ def read_cassette(path: Union[str, Path], max_bytes: Optional[int] = None) -> Di
     identity = (info.st_mtime_ns, info.st_ctime_ns, info.st_size)
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None and hit[0] == identity:
-        return hit[1]
     limit = _limit_from_env() if max_bytes is None else max_bytes
+    if hit is not None and hit[0] == identity:
+        if hit[1] > limit:
+            raise _too_big(source, limit)
+        return hit[2]
     try:
         data = _read_limited(source, info.st_size, limit)
     except (CassetteError, ConfigError):
@@ -355,5 +358,5 @@ def read_cassette(path: Union[str, Path], max_bytes: Optional[int] = None) -> Di
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        _cache[key] = (identity, document)
+        _cache[key] = (identity, len(data), document)
     return document
