@@ -19,7 +19,8 @@ from pymongo.cursor import Cursor
 from timetracer import context
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
-from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._errors import capture_error
+from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
@@ -225,6 +226,15 @@ class TracedCursor(Cursor):
     # -- replay ------------------------------------------------------------------------------
 
     def _tt_replay(self, session: Session) -> int:
+        try:
+            return self._tt_replay_recorded(session)
+        except Exception as exc:
+            if passes_through(exc):
+                raise
+            state = self._tt_state
+            raise bad_value(exc, session, state.event if state else None, "result") from exc
+
+    def _tt_replay_recorded(self, session: Session) -> int:
         state = self._tt_state
         if state is None:
             args = _find_arguments(self)
@@ -236,14 +246,14 @@ class TracedCursor(Cursor):
             result = event["result"]
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise rebuild_error(result["error"])
+                raise recorded_error(session, event)
             return self._tt_serve(state)
         if state.served < len(_recorded_docs(state.event)):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise recorded_error(session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -254,8 +264,15 @@ class TracedCursor(Cursor):
         result = state.event["result"]
         body = result.get("body") or {}
         total = len(body.get("data") or [])
-        docs = decode_cached(
-            body, state.served, state.served + REPLAY_BATCH, CURSOR.get(self, "codec_options")
+        docs = guard(
+            state.session,
+            state.event,
+            "result.body.data",
+            decode_cached,
+            body,
+            state.served,
+            state.served + REPLAY_BATCH,
+            CURSOR.get(self, "codec_options"),
         )
         state.served += len(docs)
         CURSOR.set(self, "data", deque(docs))
@@ -329,7 +346,7 @@ class TracedCommandCursor(CommandCursor):
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise recorded_error(state.session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

@@ -19,7 +19,8 @@ from pymongo import results as pm_results
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._cursor import TracedCommandCursor
-from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._errors import capture_error
+from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
     capture_document,
@@ -346,23 +347,8 @@ def run(
 
     if session.replaying:
         assert session.replayer is not None
-        event = session.replayer.match(signature, call.norm)
-        result = event["result"]
-        if isinstance(op, AggregateOp):
-            if result.get("error") and not (result.get("body") or {}).get("data"):
-                raise rebuild_error(result["error"])
-            return TracedCommandCursor.replayed(target, event, session)
-        if result.get("error"):
-            _assign_error_ids(op, target, result, call)
-            raise rebuild_error(result["error"])
-        body = result.get("body") or {}
-        if not body.get("captured", False):
-            raise ReplayMismatchError(
-                f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
-                f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
-            )
-        call.body = body
-        return op.replay(target, body.get("data"), call)
+        event = guard(session, None, "signature", session.replayer.match, signature, call.norm)
+        return guard(session, event, "result", _replay, op, session, target, call, event)
 
     event = session.start_event(signature, call.norm)
     token = _inside.set(True)
@@ -390,6 +376,27 @@ def run(
         logger.warning("timetracer: result of %s on %s could not be stored: %s", op.method, call.url, exc)
         session.end_event(event, {"status": 0, "body": {"captured": False, "data": None, "reason": str(exc)}})
     return result
+
+
+def _replay(op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any]) -> Any:
+    """The recorded outcome of a matched call: its value, or its error raised again."""
+    result = event["result"]
+    if isinstance(op, AggregateOp):
+        if result.get("error") and not (result.get("body") or {}).get("data"):
+            raise recorded_error(session, event)
+        return guard(session, event, "result.body.data", TracedCommandCursor.replayed, target, event, session)
+    if result.get("error"):
+        guard(session, event, "result.assigned_ids", _assign_error_ids, op, target, result, call)
+        raise recorded_error(session, event)
+    body = result.get("body") or {}
+    if not body.get("captured", False):
+        raise ReplayMismatchError(
+            f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
+            f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
+        )
+    call.body = body
+    value = guard(session, event, "result.body.data", op.replay, target, body.get("data"), call)
+    return guard(session, event, "result.body.data", check_shape, op.name, value)
 
 
 def _inserted_documents(op: Op, call: Call) -> Optional[List[Any]]:
