@@ -130,6 +130,17 @@ class RequestTrace:
         except Exception:  # str(exc) itself raised
             self.session.error = {"type": type(exc).__qualname__, "message": "<unprintable>"}
 
+    def complete(self, last: Any = b"") -> None:
+        """The response body is complete: count its final piece ``last``, then :meth:`finish`.
+
+        Call it *before* handing ``last`` to the server, so the cassette is on disk before the
+        client can have the whole response: ``TracedIterable`` does for WSGI and Django bodies; an
+        ASGI adapter does before sending the ``http.response.body`` message with ``more_body``
+        false (passing that message's body). Never raises.
+        """
+        self.capture.feed(last)
+        self.finish()
+
     def finish(self) -> None:
         """Write the cassette or summarise the replay, once, with the session active. Never raises.
 

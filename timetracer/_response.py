@@ -177,8 +177,7 @@ class TracedIterable:
                 # The body is complete: make the cassette durable, then hand on the last chunk.
                 self._held = _NONE
                 self._ended = True
-                trace.capture.feed(chunk)
-                trace.finish()
+                trace.complete(chunk)
                 return chunk  # type: ignore[no-any-return]
             except BaseException as exc:
                 self._held = _NONE

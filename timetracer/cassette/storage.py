@@ -98,11 +98,19 @@ def cassette_files(folder: Union[str, Path]) -> List[Path]:
     return sorted(found)
 
 
+def _utf8_json(document: Dict[str, Any], **layout: Any) -> bytes:
+    """JSON as UTF-8; text with a lone surrogate (not encodable) is written as ``\\uXXXX`` escapes."""
+    try:
+        return json.dumps(document, ensure_ascii=False, **layout).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, ensure_ascii=True, **layout).encode("ascii")
+
+
 def encode(document: Dict[str, Any], compression: Compression) -> bytes:
     """Serialise a cassette document: indented JSON when plain, compact when compressed."""
     if compression is Compression.NONE:
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    raw = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _utf8_json(document, indent=2) + b"\n"
+    raw = _utf8_json(document, separators=(",", ":"))
     if compression is Compression.GZIP:
         # zlib directly (not the gzip module): a fixed header with mtime 0, no import at write time.
         packer = zlib.compressobj(6, zlib.DEFLATED, 31)
