@@ -29,6 +29,10 @@ def server_command(kind: str, port: int) -> List[str]:
         return [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", "served_app:app"]
     if kind == "gunicorn":
         return [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "served_app:app"]
+    if kind == "gunicorn-django":
+        return [
+            sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "served_django:application"
+        ]
     raise ValueError(f"unknown server kind {kind!r}")
 
 
