@@ -18,8 +18,29 @@ from typing import Any, Callable, Dict, List, Optional
 Checker = Callable[[Any], None]
 
 # Keywords that only annotate: they never make a document invalid.
+# ("format" only annotates in draft 2020-12 unless a validator opts in; jsonschema does not.)
 _ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples", "deprecated"}
+    {
+        "$schema",
+        "$id",
+        "$defs",
+        "$comment",
+        "$anchor",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "format",
+        "contentEncoding",
+        "contentMediaType",
+    }
+)
+# Compiled together with their siblings (see _object_members, _array_items, _conditional).
+_GROUPED = frozenset(
+    {"properties", "patternProperties", "additionalProperties", "items", "prefixItems", "if", "then", "else"}
 )
 
 _TYPE_NAMES = {
@@ -128,16 +149,18 @@ def compile_schema(schema: Dict[str, Any]) -> Checker:
         for keyword, argument in node.items():
             if keyword in _ANNOTATIONS:
                 continue
+            if keyword in _GROUPED:
+                continue
             maker = _KEYWORDS.get(keyword)
             if maker is None:
-                if keyword in ("properties", "additionalProperties", "items", "prefixItems"):
-                    continue  # compiled together below
                 raise ValueError(f"JSON Schema keyword {keyword!r} is not supported by this checker")
             checks.append(maker(argument, build, ref))
-        if any(k in node for k in ("properties", "additionalProperties")):
+        if any(k in node for k in ("properties", "patternProperties", "additionalProperties")):
             checks.append(_object_members(node, build))
         if any(k in node for k in ("items", "prefixItems")):
             checks.append(_array_items(node, build))
+        if "if" in node:
+            checks.append(_conditional(node, build))
         if not checks:
             return lambda value: None
         if len(checks) == 1:
@@ -183,6 +206,7 @@ def _required(argument: Any, build: Builder, ref: Ref) -> Checker:
 
 def _object_members(node: Dict[str, Any], build: Builder) -> Checker:
     properties = {name: build(sub) for name, sub in (node.get("properties") or {}).items()}
+    patterns = [(re.compile(p), build(sub)) for p, sub in (node.get("patternProperties") or {}).items()]
     extra_schema = node.get("additionalProperties", True)
     extra: Optional[Checker] = None if extra_schema is True else build(extra_schema)
 
@@ -193,8 +217,29 @@ def _object_members(node: Dict[str, Any], build: Builder) -> Checker:
             sub = properties.get(key)
             if sub is not None:
                 _at(key, sub, member)
-            elif extra is not None:
+            matched = False
+            for regex, pattern_check in patterns:
+                if regex.search(key) is not None:
+                    matched = True
+                    _at(key, pattern_check, member)
+            if sub is None and not matched and extra is not None:
                 _at(key, extra, member)
+
+    return check
+
+
+def _conditional(node: Dict[str, Any], build: Builder) -> Checker:
+    condition = build(node["if"])
+    then = build(node.get("then", True))
+    otherwise = build(node.get("else", True))
+
+    def check(value: Any) -> None:
+        try:
+            condition(value)
+        except SchemaViolation:
+            otherwise(value)
+            return
+        then(value)
 
     return check
 
@@ -342,6 +387,64 @@ def _not(argument: Any, build: Builder, ref: Ref) -> Checker:
     return check
 
 
+def _property_names(argument: Any, build: Builder, ref: Ref) -> Checker:
+    inner = build(argument)
+
+    def check(value: Any) -> None:
+        if isinstance(value, dict):
+            for key in value:
+                _at(key, inner, key)
+
+    return check
+
+
+def _property_count(kind: str) -> Callable[[Any, Builder, Ref], Checker]:
+    def make(argument: Any, build: Builder, ref: Ref) -> Checker:
+        def check(value: Any) -> None:
+            if isinstance(value, dict):
+                size = len(value)
+                if (size < argument) if kind == "minProperties" else (size > argument):
+                    raise _violation(
+                        f"must have {'at least' if kind == 'minProperties' else 'at most'} {argument} members"
+                    )
+
+        return check
+
+    return make
+
+
+def _unique_items(argument: Any, build: Builder, ref: Ref) -> Checker:
+    def check(value: Any) -> None:
+        if argument and isinstance(value, list):
+            for index, item in enumerate(value):
+                if any(_json_equal(item, other) for other in value[:index]):
+                    raise _violation(f"has a repeated item {_shown(item)}")
+
+    return check
+
+
+def _dependent_required(argument: Any, build: Builder, ref: Ref) -> Checker:
+    def check(value: Any) -> None:
+        if isinstance(value, dict):
+            for name, needed in argument.items():
+                if name in value:
+                    for other in needed:
+                        if other not in value:
+                            raise _violation(f"has {name!r} but no {other!r}")
+
+    return check
+
+
+def _multiple_of(argument: Any, build: Builder, ref: Ref) -> Checker:
+    def check(value: Any) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            quotient = value / argument
+            if not (math.isfinite(quotient) and float(quotient).is_integer()):
+                raise _violation(f"{_shown(value)} is not a multiple of {argument}")
+
+    return check
+
+
 _KEYWORDS: Dict[str, Callable[[Any, Builder, Ref], Checker]] = {
     "type": _type,
     "required": _required,
@@ -353,6 +456,12 @@ _KEYWORDS: Dict[str, Callable[[Any, Builder, Ref], Checker]] = {
     "oneOf": _one_of,
     "allOf": _all_of,
     "not": _not,
+    "propertyNames": _property_names,
+    "minProperties": _property_count("minProperties"),
+    "maxProperties": _property_count("maxProperties"),
+    "uniqueItems": _unique_items,
+    "dependentRequired": _dependent_required,
+    "multipleOf": _multiple_of,
     **{
         kind: _bound(kind)
         for kind in (
