@@ -287,7 +287,8 @@ class RequestLifecycle:
         target = session.cassette_path
         try:
             document = session.to_cassette()
-            write_cassette(target, document, self.config.compression, file_mode=self.config.file_mode)  # type: ignore[arg-type]
+            config = self.config
+            write_cassette(target, document, config.compression, file_mode=config.file_mode)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
 

@@ -45,7 +45,8 @@ def where(path: Union[str, Path], document: Any, location: List[Any]) -> str:
         text += f": event {eid_text} (events[{index}])"
         location = location[2:]
     if location:
-        text += ", field " + repr(".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in location).replace(".[", "["))
+        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+        text += f", field {field.lstrip('.')!r}"
     return text
 
 
@@ -81,4 +82,3 @@ def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
     except RecursionError:
         raise CassetteError(f"cassette {path}: nested too deeply to check") from None
     return document
-
