@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from tests.reliability._servers import ServerProcess, get
+from ._servers import ServerProcess, get
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses process groups and SIGKILL")
 
