@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,56 @@ def test_unclosed_response_is_written_at_exit(tmp_path: Path, compression: str, 
     assert document["response"]["status"] == 200
     assert document["response"]["body"]["data"] == "first,"
     assert json.dumps(document)  # a complete, valid document
+
+
+PYMONGO_SCRIPT = """
+import atexit, io, sys
+import pymongo
+import timetracer._lifecycle
+import timetracer.plugins
+from timetracer.config import TraceConfig
+from timetracer.wsgi import TimeTracerMiddleware
+
+folder, compression, uri, db_name = sys.argv[1:5]
+atexit.unregister(timetracer._lifecycle.finish_pending)  # finished by the finaliser at teardown
+timetracer.plugins.enable_pymongo()
+client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+items = client[db_name]["items"]
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    first = items.find_one({"n": 1}, {"_id": 0})
+    cursor = items.find({}, {"_id": 0}).sort("n", 1)
+    return [repr(first).encode(), b";", repr(next(cursor)).encode()]
+
+middleware = TimeTracerMiddleware(app, TraceConfig(mode="record", cassette_dir=folder, compression=compression))
+environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/items", "QUERY_STRING": "", "wsgi.input": io.BytesIO()}
+response = middleware(environ, lambda status, headers, exc_info=None: None)
+print("started", next(response))
+"""
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_unclosed_response_with_pymongo_events_is_written_at_teardown(
+    tmp_path: Path, compression: str, mongo_client: Any, mongo_uri: str
+) -> None:
+    if compression == "zstd":
+        pytest.importorskip("zstandard")
+    db_name = f"tt_shutdown_{compression}"
+    mongo_client.drop_database(db_name)
+    mongo_client[db_name]["items"].insert_many([{"n": 1, "name": "a"}, {"n": 2, "name": "b"}])
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PYMONGO_SCRIPT, str(tmp_path), compression, mongo_uri, db_name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        mongo_client.drop_database(db_name)
+    assert done.returncode == 0, done.stderr
+    assert "meta_path" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    suffix = {"gzip": ".json.gz", "zstd": ".json.zst"}[compression]
+    document = read_cassette(tmp_path / f"GET__items{suffix}")
+    assert [event["signature"]["method"] for event in document["events"]] == ["FIND_ONE", "FIND"]
+    assert document["response"]["body"]["data"] == "{'n': 1, 'name': 'a'}"
