@@ -55,7 +55,7 @@ class Recordings:
         self.config = config
         self.directory = Path(config.cassette_dir)
         self._redacted = config.redacted_query
-        self._folder = RecordingFolder(self.directory)
+        self._folder = RecordingFolder(self.directory, config.file_mode)
         self._suffixes = (config.compression.suffix, *[s for s in SUFFIXES if s != config.compression.suffix])
         # Replay: how many live requests of each kind (request stem) this middleware has seen.
         self._seen: Dict[str, int] = {}
@@ -120,7 +120,7 @@ class Recordings:
         for suffix in self._suffixes:
             candidate = self.directory / f"{name}{suffix}"
             try:
-                return candidate, read_cassette(candidate)
+                return candidate, read_cassette(candidate, self.config.max_cassette_bytes)
             except CassetteNotFoundError:
                 continue
         return None

@@ -157,7 +157,8 @@ class Session:
         self._run_finalizers()
         session_info: Dict[str, Any] = {
             "id": self.id,
-            "recorded_at": self.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            # isoformat, not strftime: strftime imports a module, impossible at interpreter shutdown.
+            "recorded_at": self.recorded_at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z",
             "service": self.config.service,
             "env": self.config.env,
             "timetracer_version": __version__,

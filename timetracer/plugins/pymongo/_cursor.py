@@ -20,8 +20,9 @@ from timetracer import context
 from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
-from timetracer.plugins.pymongo._errors import capture_error_safely, replayed_error
+from timetracer.plugins.pymongo._errors import capture_error_safely
 from timetracer.plugins.pymongo._failures import capture_failed
+from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
@@ -265,6 +266,15 @@ class TracedCursor(Cursor):
     # -- replay ------------------------------------------------------------------------------
 
     def _tt_replay(self, session: Session) -> int:
+        try:
+            return self._tt_replay_recorded(session)
+        except Exception as exc:
+            if passes_through(exc):
+                raise
+            state = self._tt_state
+            raise bad_value(exc, session, state.event if state else None, "result") from exc
+
+    def _tt_replay_recorded(self, session: Session) -> int:
         state = self._tt_state
         if state is None:
             args = _find_arguments(self)
@@ -280,14 +290,14 @@ class TracedCursor(Cursor):
                 raise _uncaptured(session, event)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise replayed_error(session, event)
+                raise recorded_error(session, event)
             return self._tt_serve(state)
         if state.served < len(_recorded_docs(state.event)) or _claims.extend(session, state):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise replayed_error(session, state.event)
+            raise recorded_error(session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -298,8 +308,15 @@ class TracedCursor(Cursor):
         result = state.event["result"]
         body = result.get("body") or {}
         total = len(body.get("data") or [])
-        docs = decode_cached(
-            body, state.served, state.served + REPLAY_BATCH, CURSOR.get(self, "codec_options")
+        docs = guard(
+            state.session,
+            state.event,
+            "result.body.data",
+            decode_cached,
+            body,
+            state.served,
+            state.served + REPLAY_BATCH,
+            CURSOR.get(self, "codec_options"),
         )
         state.served += len(docs)
         CURSOR.set(self, "data", deque(docs))
@@ -383,7 +400,7 @@ class TracedCommandCursor(CommandCursor):
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise replayed_error(state.session, state.event)
+            raise recorded_error(state.session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

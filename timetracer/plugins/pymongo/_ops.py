@@ -18,8 +18,9 @@ from pymongo import results as pm_results
 
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._cursor import TracedCommandCursor
-from timetracer.plugins.pymongo._errors import capture_error_safely, replayed_error
+from timetracer.plugins.pymongo._errors import capture_error_safely
 from timetracer.plugins.pymongo._failures import capture_failed
+from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
     capture_document,
@@ -355,7 +356,9 @@ def run(
         raise app_error
 
     if session.replaying:
-        return _replay(op, session, target, call, signature)
+        assert session.replayer is not None
+        event = guard(session, None, "signature", session.replayer.match, signature, call.norm)
+        return guard(session, event, "result", _replay, op, session, target, call, event)
 
     try:
         event = session.start_event(signature, call.norm)
@@ -389,20 +392,20 @@ def run(
     return result
 
 
-def _replay(op: Op, session: Session, target: Any, call: Call, signature: Dict[str, Any]) -> Any:
+def _replay(op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any]) -> Any:
+    """The recorded outcome of a matched call: its value, or its error raised again."""
     assert session.replayer is not None
-    event = session.replayer.match(signature, call.norm)
     result = event["result"]
     if isinstance(op, AggregateOp):
         if result.get("error") and not (result.get("body") or {}).get("data"):
-            raise replayed_error(session, event)
-        return TracedCommandCursor.replayed(target, event, session)
+            raise recorded_error(session, event)
+        return guard(session, event, "result.body.data", TracedCommandCursor.replayed, target, event, session)
     if result.get("error"):
         try:
             _assign_error_ids(op, target, result, call)
         except Exception as exc:  # the recorded error is what the app must see
             logger.debug("timetracer: ids of a replayed failed %s not assigned: %s", op.name, exc)
-        raise replayed_error(session, event)
+        raise recorded_error(session, event)
     if norm.has_unencodable(call.norm):
         raise session.replayer.miss(
             f"{op.method} on {call.url} has an argument that cannot be stored (see "
@@ -417,7 +420,8 @@ def _replay(op: Op, session: Session, target: Any, call: Call, signature: Dict[s
             f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
         )
     call.body = body
-    return op.replay(target, body.get("data"), call)
+    value = guard(session, event, "result.body.data", op.replay, target, body.get("data"), call)
+    return guard(session, event, "result.body.data", check_shape, op.name, value)
 
 
 def _end_uncaptured(session: Session, event: Dict[str, Any], exc: BaseException) -> None:
