@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Union
 import pytest
 
 from timetracer.cassette import SCHEMA_VERSION, load_schema, read_cassette, write_cassette
+from timetracer.cassette.format import SUPPORTED_VERSIONS
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.hashing import body_hash
 from timetracer.session import Session
@@ -77,7 +78,14 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 
 def test_schema_version_matches_code() -> None:
-    assert load_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION == "1.0"
+    assert SCHEMA_VERSION == "1.1"
+    assert load_schema()["properties"]["schema_version"]["enum"] == sorted(SUPPORTED_VERSIONS) == ["1.0", "1.1"]
+
+
+def test_a_1_0_cassette_still_conforms() -> None:
+    document = spec_example()
+    assert document["schema_version"] == "1.0"
+    assert errors_of(document) == []
 
 
 def test_schema_ships_in_the_package() -> None:

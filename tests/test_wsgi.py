@@ -154,7 +154,7 @@ def test_record_writes_cassette_named_after_request(cassettes: Path) -> None:
 
     document = cassette(cassettes)
     assert {"schema_version", "session", "request", "response", "events"} <= set(document)
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "1.1"
     assert {"id", "recorded_at", "service", "env"} <= set(document["session"])
     assert (document["session"]["service"], document["session"]["env"]) == ("shop", "test")
     request = document["request"]
