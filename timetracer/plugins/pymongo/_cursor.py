@@ -21,7 +21,13 @@ from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
 from timetracer.plugins.pymongo._signature import signature_for
-from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
+from timetracer.plugins.pymongo._values import (
+    capture_document,
+    decode_cached,
+    from_ejson,
+    stored_document,
+    to_ejson,
+)
 
 if TYPE_CHECKING:
     from timetracer.session import Session
@@ -54,10 +60,21 @@ REPLAY_BATCH = 100
 COMMAND_CURSOR = _Fields(CommandCursor, "data")
 
 
+# Stands in a replayed batch for a document the recording received but the app never read:
+# the cursor holds as many documents as it did live (``alive`` depends on it), and reading one
+# of these raises a mismatch instead of inventing a document.
+_UNREAD = object()
+# ``_State.shown_id`` before the cursor has a recorded server cursor id to show.
+_NO_ID = object()
+
+
 class _State:
     """What one traced cursor has recorded or is replaying."""
 
     __slots__ = (
+        "address",
+        "batch",
+        "batches",
         "docs",
         "event",
         "exhausted",
@@ -66,6 +83,7 @@ class _State:
         "served",
         "server_done",
         "session",
+        "shown_id",
     )
 
     def __init__(self, session: Session, event: Dict[str, Any]) -> None:
@@ -77,6 +95,26 @@ class _State:
         self.failed: Optional[Dict[str, Any]] = None
         self.raised_past_end = False
         self.served = 0  # replay: how many recorded documents the cursor has handed out
+        # Per server reply: how many documents it held, the cursor id after it and whether PyMongo
+        # had killed the cursor then (record: what the app could observe; replay: what it gets).
+        self.batches: List[Dict[str, Any]] = []
+        self.address: Any = None
+        self.batch = 0  # replay: the next recorded batch to hand out
+        self.shown_id: Any = _NO_ID  # replay: the cursor id the app sees
+
+    def note_batch(self, cursor: Any, fields: _Fields, size: int) -> None:
+        """Remember one server reply's batch, as the app can observe it."""
+        self.batches.append(
+            {
+                "size": size,
+                "cursor_id": to_ejson(fields.get(cursor, "id")),
+                "killed": bool(fields.get(cursor, "killed")),
+            }
+        )
+        if self.address is None:
+            address = fields.get(cursor, "address")
+            if address is not None:
+                self.address = [str(address[0]), int(address[1])]
 
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
@@ -87,6 +125,8 @@ class _State:
             logger.warning("timetracer: cursor documents could not be stored: %s", exc)
             result["body"] = {"captured": False, "data": None, "reason": str(exc)}
         result["exhausted"] = self.exhausted
+        if self.batches:
+            result["cursor"] = {"address": self.address, "batches": self.batches}
         if self.failed is not None:
             result["status"] = 1
             result["error"] = self.failed
@@ -105,6 +145,57 @@ def _past_end(session: Session, event: Dict[str, Any], count: int) -> ReplayMism
         f"(recorded call eid={event['eid']}) than were recorded: the recording read {count} and "
         f"stopped before the cursor was exhausted\n  cassette: {session.cassette_path}"
     )
+
+
+def _serve_batch(cursor: Any, fields: _Fields, state: _State, codec: Any) -> Optional[int]:
+    """Put the next recorded server batch into a replaying cursor, as PyMongo left it live.
+
+    Returns the batch size, or None when the recording holds no batch structure (1.0 cassettes,
+    or no more batches).
+    """
+    info = state.event["result"].get("cursor")
+    if not isinstance(info, dict) or state.batch >= len(info.get("batches") or []):
+        return None
+    batch = info["batches"][state.batch]
+    state.batch += 1
+    size = int(batch.get("size", 0))
+    body = state.event["result"].get("body") or {}
+    stored = len(body.get("data") or [])
+    docs = decode_cached(body, state.served, min(state.served + size, stored), codec)
+    state.served += len(docs)
+    data = deque(docs)
+    if len(docs) < size:
+        data.extend([_UNREAD] * (size - len(docs)))
+    fields.set(cursor, "data", data)
+    fields.set(cursor, "id", 0)  # the real id stays 0: nothing may ever try to kill it on a server
+    fields.set(cursor, "killed", bool(batch.get("killed")))
+    state.shown_id = from_ejson(batch.get("cursor_id"))
+    address = info.get("address")
+    if address:
+        fields.set(cursor, "address", (address[0], address[1]))
+    return size
+
+
+def _after_batches(cursor: Any, fields: _Fields, state: _State) -> int:
+    """A replaying cursor asks for more after its last recorded batch: do what live did next."""
+    result = state.event["result"]
+    fields.set(cursor, "killed", True)
+    if result.get("error"):
+        raise rebuild_error(result["error"], cursor._tt_codec())
+    if state.shown_id == 0 or result.get("exhausted"):
+        return 0  # the server had said there was no more
+    raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
+
+
+def _has_batches(event: Dict[str, Any]) -> bool:
+    return isinstance(event["result"].get("cursor"), dict)
+
+
+def _shown_id(cursor: Any, base: Any) -> Any:
+    state = cursor._tt_state
+    if state is not None and state.shown_id is not _NO_ID:
+        return state.shown_id
+    return base.fget(cursor)
 
 
 def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
@@ -160,13 +251,28 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
         if cursor._tt_state is not None:
             cursor._tt_state.exhausted = True
         raise
+    if doc is _UNREAD:
+        _unread(cursor)
     _capture(cursor, doc)
     return doc
+
+
+def _unread(cursor: Any) -> None:
+    state = cursor._tt_state
+    cursor._tt_fields.set(cursor, "killed", True)
+    cursor._tt_fields.set(cursor, "data", deque())
+    raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
 
 
 def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional[int]) -> bool:
     before = len(result)
     more: bool = base_batch(cursor, result, total)
+    state = cursor._tt_state
+    if state is not None and state.session.replaying:
+        for index in range(before, len(result)):
+            if result[index] is _UNREAD:
+                del result[index:]
+                _unread(cursor)
     for doc in result[before:]:
         _capture(cursor, doc)
     if not more and cursor._tt_state is not None:
@@ -212,11 +318,14 @@ class TracedCursor(Cursor):
             signature = signature_for(method, self.collection.full_name, args, hashed=False)
             state = self._tt_state = _State(session, session.start_event(signature, args))
             session.on_finish(state.finish)
+        fetches = CURSOR.get(self, "id") != 0  # else PyMongo only marks the cursor dead
         try:
             count = super()._refresh()
         except Exception as exc:
-            state.failed = capture_error(exc)
+            state.failed = capture_error(exc, self._tt_codec())
             raise
+        if fetches:
+            state.note_batch(self, CURSOR, count)
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
         if count == 0 and state.server_done:
             state.exhausted = True
@@ -234,16 +343,22 @@ class TracedCursor(Cursor):
             event = session.replayer.match(signature, args)
             state = self._tt_state = _State(session, event)
             result = event["result"]
+            if _has_batches(event):
+                size = _serve_batch(self, CURSOR, state, self._tt_codec())
+                return _after_batches(self, CURSOR, state) if size is None else self._tt_count(size)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise rebuild_error(result["error"])
+                raise rebuild_error(result["error"], self._tt_codec())
             return self._tt_serve(state)
+        if _has_batches(state.event):
+            size = _serve_batch(self, CURSOR, state, self._tt_codec())
+            return _after_batches(self, CURSOR, state) if size is None else self._tt_count(size)
         if state.served < len(_recorded_docs(state.event)):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise rebuild_error(result["error"], self._tt_codec())
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -264,6 +379,14 @@ class TracedCursor(Cursor):
         last = state.served >= total
         CURSOR.set(self, "killed", last and bool(result.get("exhausted")) and not result.get("error"))
         return len(docs)
+
+    def _tt_count(self, size: int) -> int:
+        CURSOR.set(self, "retrieved", (CURSOR.get(self, "retrieved") or 0) + size)
+        return size
+
+    @property
+    def cursor_id(self) -> Any:
+        return _shown_id(self, Cursor.cursor_id)
 
     def next(self) -> Any:
         return _read_next(self, Cursor.next)
@@ -291,6 +414,11 @@ class TracedCommandCursor(CommandCursor):
     @classmethod
     def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
         """A real CommandCursor over the recorded documents; it never reaches a server."""
+        if _has_batches(event):
+            cursor = cls(collection, {"id": 0, "firstBatch": [], "ns": collection.full_name}, None)
+            state = cursor._tt_state = _State(session, event)
+            _serve_batch(cursor, COMMAND_CURSOR, state, collection.codec_options)
+            return cursor
         body = event["result"].get("body") or {}
         docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
@@ -305,19 +433,30 @@ class TracedCommandCursor(CommandCursor):
         state = _State(session, event)
         cursor._tt_state = state  # type: ignore[attr-defined]
         session.on_finish(state.finish)
+        state.note_batch(cursor, COMMAND_CURSOR, len(COMMAND_CURSOR.get(cursor, "data")))
         state.server_done = not COMMAND_CURSOR.get(cursor, "id")
         return cursor
+
+    @property
+    def cursor_id(self) -> Any:
+        return _shown_id(self, CommandCursor.cursor_id)
 
     def _refresh(self) -> int:
         state = self._tt_state
         if state is None or state.session.recording:
+            fields = COMMAND_CURSOR
+            fetches = not (len(fields.get(self, "data")) or fields.get(self, "killed")) and fields.get(
+                self, "id"
+            )
             try:
                 count = super()._refresh()
             except Exception as exc:
                 if state is not None:
-                    state.failed = capture_error(exc)
+                    state.failed = capture_error(exc, self._tt_codec())
                 raise
             if state is not None:
+                if fetches:
+                    state.note_batch(self, fields, count)
                 state.server_done = not COMMAND_CURSOR.get(self, "id")
                 if count == 0 and state.server_done:
                     state.exhausted = True
@@ -325,11 +464,19 @@ class TracedCommandCursor(CommandCursor):
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
             return len(data)
+        if _has_batches(state.event):
+            if COMMAND_CURSOR.get(self, "killed"):
+                return 0
+            size = _serve_batch(self, COMMAND_CURSOR, state, self._tt_codec())
+            if size is not None:
+                return size
+            state.raised_past_end = True
+            return _after_batches(self, COMMAND_CURSOR, state)
         result = state.event["result"]
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise rebuild_error(result["error"], self._tt_codec())
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from bson.codec_options import DEFAULT_CODEC_OPTIONS
+from bson.codec_options import DEFAULT_CODEC_OPTIONS, CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import results as pm_results
 
@@ -63,6 +63,25 @@ def _codec(target: Any) -> Any:
     return getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)
 
 
+# id(collection codec) -> (that codec, the codec PyMongo decodes write replies with)
+_write_codecs: Dict[int, Tuple[CodecOptions, CodecOptions]] = {}
+
+
+def write_reply_codec(target: Any) -> CodecOptions:
+    """The codec options PyMongo decodes a write's reply with: the collection's, with dict
+    documents and undecodable strings replaced (``Collection._write_response_codec_options``;
+    bulk writes use the same)."""
+    codec = _codec(target)
+    hit = _write_codecs.get(id(codec))
+    if hit is not None and hit[0] is codec:
+        return hit[1]
+    reply = codec.with_options(unicode_decode_error_handler="replace", document_class=dict)
+    if len(_write_codecs) > 256:
+        _write_codecs.clear()
+    _write_codecs[id(codec)] = (codec, reply)
+    return reply
+
+
 class Op:
     """A wrapped method. Subclasses override the parts that differ."""
 
@@ -92,6 +111,23 @@ class Op:
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_value(data, _codec(target), from_reply=True)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+        """The codec options the server's reply (and so an error's details) is decoded with."""
+        return _codec(target)
+
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        """The operations PyMongo names in a bulk error's ``writeErrors[i]["op"]``, by index."""
+        return None
+
+
+class WriteOp(Op):
+    """A write: its reply is decoded with the collection's write-reply codec options."""
+
+    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+        return write_reply_codec(target)
 
 
 class DocumentOp(Op):
@@ -172,6 +208,9 @@ class CommandOp(Op):
         call.extra = bound.get("codec_options") or DEFAULT_CODEC_OPTIONS
         return call
 
+    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+        return call.extra  # type: ignore[no-any-return]
+
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         return stored_document(capture_document(result, call.extra))
 
@@ -179,7 +218,7 @@ class CommandOp(Op):
         return decode_cached_document(call.body, call.extra)
 
 
-class InsertOneOp(Op):
+class InsertOneOp(WriteOp):
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         return {
             "inserted_id": _value(result.inserted_id, _codec(target)),
@@ -195,14 +234,16 @@ class InsertOneOp(Op):
 
 def _assign_id(document: Any, recorded: Any) -> Any:
     """Give ``document`` the recorded ``_id`` where PyMongo would have added one."""
-    if isinstance(document, RawBSONDocument) or not isinstance(document, MutableMapping):
+    if isinstance(document, RawBSONDocument):
+        return None  # PyMongo neither changes nor reports the _id of a raw document
+    if not isinstance(document, MutableMapping):
         return recorded
     if "_id" not in document and recorded is not None:
         document["_id"] = recorded
     return document.get("_id", recorded)
 
 
-class InsertManyOp(Op):
+class InsertManyOp(WriteOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         # A generator can be read only once: read it here and pass the list on.
         if args:
@@ -224,14 +265,20 @@ class InsertManyOp(Op):
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         codec = _codec(target)
-        recorded = [decode_value(i, codec) for i in data.get("inserted_ids") or []]
+        recorded = iter([decode_value(i, codec) for i in data.get("inserted_ids") or []])
+        # As PyMongo does: raw documents are sent as they are and have no entry in inserted_ids.
         ids = [
-            _assign_id(doc, recorded[n] if n < len(recorded) else None) for n, doc in enumerate(call.extra)
+            _assign_id(doc, next(recorded, None))
+            for doc in call.extra
+            if not isinstance(doc, RawBSONDocument)
         ]
         return pm_results.InsertManyResult(ids, data.get("acknowledged", True))
 
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        return list(call.extra or [])
 
-class RawResultOp(Op):
+
+class RawResultOp(WriteOp):
     """update_one/update_many/replace_one/delete_one/delete_many: a raw server reply."""
 
     def __init__(self, name: str, binder: norm.Binder, result_class: type) -> None:
@@ -241,13 +288,13 @@ class RawResultOp(Op):
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         raw = result.raw_result
         return {
-            "raw_result": None if raw is None else _value(raw, DEFAULT_CODEC_OPTIONS),
+            "raw_result": None if raw is None else _value(raw, write_reply_codec(target)),
             "acknowledged": result.acknowledged,
         }
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         raw = data.get("raw_result")
-        raw_result = None if raw is None else decode_value(raw, DEFAULT_CODEC_OPTIONS)
+        raw_result = None if raw is None else decode_value(raw, write_reply_codec(target))
         return self.result_class(raw_result, data.get("acknowledged", True))
 
 
@@ -273,7 +320,24 @@ def _bulk_request(request: Any) -> Dict[str, Any]:
     return {type(request).__name__: norm.shape(fields)}
 
 
-class BulkWriteOp(Op):
+def _bulk_ops(target: Any, requests: List[Any]) -> Optional[List[Any]]:
+    """The op documents PyMongo builds from ``requests`` (what a BulkWriteError's ``op`` holds),
+    built by PyMongo's own bulk class so they match live exactly; None if that is not possible."""
+    try:
+        try:  # PyMongo 4.9+
+            from pymongo.synchronous.bulk import _Bulk
+        except ImportError:  # PyMongo 4.6-4.8
+            from pymongo.bulk import _Bulk  # type: ignore[no-redef]
+        bulk = _Bulk(target, True, None)
+        for request in requests:
+            request._add_to_bulk(bulk)
+        return [op for _, op in bulk.ops]
+    except Exception as exc:  # a PyMongo without these internals: the stored op is used
+        logger.debug("timetracer: bulk operations could not be rebuilt: %s", exc)
+        return None
+
+
+class BulkWriteOp(WriteOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         if args:
             requests = list(args[0])
@@ -298,7 +362,7 @@ class BulkWriteOp(Op):
         ]
         raw = result.bulk_api_result if result.acknowledged else None
         return {
-            "bulk_api_result": None if raw is None else _value(raw, DEFAULT_CODEC_OPTIONS),
+            "bulk_api_result": None if raw is None else _value(raw, write_reply_codec(target)),
             "acknowledged": result.acknowledged,
             "inserted_ids": inserted,
         }
@@ -310,8 +374,11 @@ class BulkWriteOp(Op):
             if type(request).__name__ == "InsertOne":
                 _assign_id(getattr(request, "_doc", None), next(recorded, None))
         raw = data.get("bulk_api_result")
-        bulk = {} if raw is None else decode_value(raw, DEFAULT_CODEC_OPTIONS)
+        bulk = {} if raw is None else decode_value(raw, write_reply_codec(target))
         return pm_results.BulkWriteResult(bulk, data.get("acknowledged", True))
+
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        return _bulk_ops(target, call.extra)
 
 
 class AggregateOp(Op):
@@ -350,11 +417,13 @@ def run(
         result = event["result"]
         if isinstance(op, AggregateOp):
             if result.get("error") and not (result.get("body") or {}).get("data"):
-                raise rebuild_error(result["error"])
+                raise rebuild_error(result["error"], op.reply_codec(target, call))
             return TracedCommandCursor.replayed(target, event, session)
         if result.get("error"):
             _assign_error_ids(op, target, result, call)
-            raise rebuild_error(result["error"])
+            raise rebuild_error(
+                result["error"], op.reply_codec(target, call), ops=lambda: op.error_ops(target, call)
+            )
         body = result.get("body") or {}
         if not body.get("captured", False):
             raise ReplayMismatchError(
@@ -371,7 +440,7 @@ def run(
     except Exception as exc:
         _inside.reset(token)
         error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-        error_result["error"] = capture_error(exc)
+        error_result["error"] = capture_error(exc, op.reply_codec(target, call))
         ids = _ids_after_error(op, target, call)
         if ids is not None:
             error_result["assigned_ids"] = ids
@@ -397,6 +466,8 @@ def _inserted_documents(op: Op, call: Call) -> Optional[List[Any]]:
         return [call.args[0] if call.args else call.kwargs.get("document")]
     if isinstance(op, InsertManyOp):
         return list(call.extra or [])
+    if isinstance(op, BulkWriteOp):
+        return [getattr(r, "_doc", None) for r in call.extra or [] if type(r).__name__ == "InsertOne"]
     return None
 
 

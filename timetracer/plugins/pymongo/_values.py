@@ -21,10 +21,10 @@ from typing import Any, Dict, List, Tuple
 
 import bson
 from bson import json_util
-from bson.code import Code
-from bson.dbref import DBRef
 from bson.binary import UuidRepresentation
+from bson.code import Code
 from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.dbref import DBRef
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
