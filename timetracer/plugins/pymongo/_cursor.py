@@ -25,6 +25,7 @@ from timetracer.plugins.pymongo._values import (
     capture_document,
     decode_cached,
     from_ejson,
+    reply_codec,
     stored_document,
     to_ejson,
 )
@@ -181,7 +182,7 @@ def _after_batches(cursor: Any, fields: _Fields, state: _State) -> int:
     result = state.event["result"]
     fields.set(cursor, "killed", True)
     if result.get("error"):
-        raise rebuild_error(result["error"], cursor._tt_codec())
+        raise rebuild_error(result["error"], reply_codec(cursor._tt_codec()))
     if state.shown_id == 0 or result.get("exhausted"):
         return 0  # the server had said there was no more
     raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
@@ -348,7 +349,7 @@ class TracedCursor(Cursor):
                 return _after_batches(self, CURSOR, state) if size is None else self._tt_count(size)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise rebuild_error(result["error"], self._tt_codec())
+                raise rebuild_error(result["error"], reply_codec(self._tt_codec()))
             return self._tt_serve(state)
         if _has_batches(state.event):
             size = _serve_batch(self, CURSOR, state, self._tt_codec())
@@ -358,7 +359,7 @@ class TracedCursor(Cursor):
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise rebuild_error(result["error"], self._tt_codec())
+            raise rebuild_error(result["error"], reply_codec(self._tt_codec()))
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -476,7 +477,7 @@ class TracedCommandCursor(CommandCursor):
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise rebuild_error(result["error"], self._tt_codec())
+            raise rebuild_error(result["error"], reply_codec(self._tt_codec()))
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

@@ -26,6 +26,7 @@ from timetracer.plugins.pymongo._values import (
     decode_cached_document,
     decode_value,
     raw_to_ejson,
+    reply_codec,
     snapshot_value,
     stored_document,
     to_ejson,
@@ -63,23 +64,9 @@ def _codec(target: Any) -> Any:
     return getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)
 
 
-# id(collection codec) -> (that codec, the codec PyMongo decodes write replies with)
-_write_codecs: Dict[int, Tuple[CodecOptions, CodecOptions]] = {}
-
-
 def write_reply_codec(target: Any) -> CodecOptions:
-    """The codec options PyMongo decodes a write's reply with: the collection's, with dict
-    documents and undecodable strings replaced (``Collection._write_response_codec_options``;
-    bulk writes use the same)."""
-    codec = _codec(target)
-    hit = _write_codecs.get(id(codec))
-    if hit is not None and hit[0] is codec:
-        return hit[1]
-    reply = codec.with_options(unicode_decode_error_handler="replace", document_class=dict)
-    if len(_write_codecs) > 256:
-        _write_codecs.clear()
-    _write_codecs[id(codec)] = (codec, reply)
-    return reply
+    """The codec options PyMongo decodes a write's reply with (bulk writes use the same)."""
+    return reply_codec(_codec(target), write=True)
 
 
 class Op:
@@ -114,9 +101,13 @@ class Op:
 
     # -- errors ------------------------------------------------------------------------------
 
+    def encode_codec(self, target: Any, call: Call) -> CodecOptions:
+        """The codec options the call encodes with (an error's details are stored through them)."""
+        return _codec(target)  # type: ignore[no-any-return]
+
     def reply_codec(self, target: Any, call: Call) -> CodecOptions:
         """The codec options the server's reply (and so an error's details) is decoded with."""
-        return _codec(target)
+        return reply_codec(self.encode_codec(target, call))
 
     def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
         """The operations PyMongo names in a bulk error's ``writeErrors[i]["op"]``, by index."""
@@ -208,7 +199,7 @@ class CommandOp(Op):
         call.extra = bound.get("codec_options") or DEFAULT_CODEC_OPTIONS
         return call
 
-    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+    def encode_codec(self, target: Any, call: Call) -> CodecOptions:
         return call.extra  # type: ignore[no-any-return]
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
@@ -288,7 +279,7 @@ class RawResultOp(WriteOp):
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         raw = result.raw_result
         return {
-            "raw_result": None if raw is None else _value(raw, write_reply_codec(target)),
+            "raw_result": None if raw is None else _value(raw, _codec(target)),
             "acknowledged": result.acknowledged,
         }
 
@@ -362,7 +353,7 @@ class BulkWriteOp(WriteOp):
         ]
         raw = result.bulk_api_result if result.acknowledged else None
         return {
-            "bulk_api_result": None if raw is None else _value(raw, write_reply_codec(target)),
+            "bulk_api_result": None if raw is None else _value(raw, _codec(target)),
             "acknowledged": result.acknowledged,
             "inserted_ids": inserted,
         }
@@ -440,7 +431,7 @@ def run(
     except Exception as exc:
         _inside.reset(token)
         error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-        error_result["error"] = capture_error(exc, op.reply_codec(target, call))
+        error_result["error"] = capture_error(exc, op.encode_codec(target, call))
         ids = _ids_after_error(op, target, call)
         if ids is not None:
             error_result["assigned_ids"] = ids
@@ -477,7 +468,13 @@ def _ids_after_error(op: Op, target: Any, call: Call) -> Optional[List[Any]]:
     if documents is None:
         return None
     codec = _codec(target)
-    return [_value(d.get("_id"), codec) if isinstance(d, Mapping) else None for d in documents]
+    ids: List[Any] = []
+    for document in documents:
+        try:  # an id the client itself could not encode (why the call failed) is not stored
+            ids.append(_value(document.get("_id"), codec) if isinstance(document, Mapping) else None)
+        except Exception:
+            ids.append(None)
+    return ids
 
 
 def _assign_error_ids(op: Op, target: Any, result: Dict[str, Any], call: Call) -> None:

@@ -214,6 +214,30 @@ def _decodes_plainly(codec_options: CodecOptions) -> bool:
     return known
 
 
+# (id(codec options), write) -> (the options, the reply options); held so an id is not reused.
+_replies: Dict[Tuple[int, bool], Tuple[CodecOptions, CodecOptions]] = {}
+
+
+def reply_codec(codec_options: CodecOptions, *, write: bool = False) -> CodecOptions:
+    """The options PyMongo decodes a command reply's own fields with (an error's details, a write
+    result), as opposed to the documents it returns: the type registry's decoders are not applied;
+    write replies always have dict documents and replace bad UTF-8
+    (``Collection._write_response_codec_options``)."""
+    key = (id(codec_options), write)
+    hit = _replies.get(key)
+    if hit is not None and hit[0] is codec_options:
+        return hit[1]
+    options: Dict[str, Any] = {"type_registry": None}
+    if write:
+        options["document_class"] = dict
+        options["unicode_decode_error_handler"] = "replace"
+    reply = codec_options.with_options(**options)
+    if len(_replies) > 256:
+        _replies.clear()
+    _replies[key] = (codec_options, reply)
+    return reply
+
+
 def capture_document(document: Any, codec_options: CodecOptions) -> Any:
     """A snapshot of a document the app received, taken before the app can change it.
 
