@@ -13,6 +13,7 @@ call (PyMongo adds ``_id`` to them).
 from __future__ import annotations
 
 import contextlib
+import decimal
 import math
 import socket
 import threading
@@ -20,11 +21,34 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import bson.objectid
+from bson import Decimal128
+from bson.codec_options import TypeCodec, TypeRegistry
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo import results
 from pymongo.command_cursor import CommandCursor
 from pymongo.cursor import Cursor
+
+# -- the codec the harness seeds with --------------------------------------------------------------
+
+
+class DecimalCodec(TypeCodec):
+    """``decimal.Decimal`` stored as Decimal128 and read back as ``decimal.Decimal``."""
+
+    python_type = decimal.Decimal
+    bson_type = Decimal128
+
+    def transform_python(self, value: decimal.Decimal) -> Decimal128:
+        return Decimal128(value)
+
+    def transform_bson(self, value: Decimal128) -> decimal.Decimal:
+        return value.to_decimal()
+
+
+REGISTRY = TypeRegistry([DecimalCodec()])
+
+# The plain client that seeds collections can encode every value the scenarios use.
+SEED_OPTIONS: Dict[str, Any] = {"uuidRepresentation": "standard", "type_registry": REGISTRY}
 
 _RESULTS = (
     results.InsertOneResult,

@@ -26,31 +26,14 @@ import bson
 import pymongo
 import pytest
 from bson import SON, Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
-from bson.codec_options import TypeCodec, TypeRegistry
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.collation import Collation
 
-from ._differential import Raised, Scenario, check, cursor_state, observe, read_cursor, run_three_ways
-from ._support import Tape
+from ._differential import REGISTRY, Raised, Scenario, cursor_state, observe, read_cursor
 
 TZ = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
 
-
-class DecimalCodec(TypeCodec):
-    """``decimal.Decimal`` stored as Decimal128 and read back as ``decimal.Decimal``."""
-
-    python_type = decimal.Decimal
-    bson_type = Decimal128
-
-    def transform_python(self, value: decimal.Decimal) -> Decimal128:
-        return Decimal128(value)
-
-    def transform_bson(self, value: Decimal128) -> decimal.Decimal:
-        return value.to_decimal()
-
-
-REGISTRY = TypeRegistry([DecimalCodec()])
 
 CLIENTS: Dict[str, Dict[str, Any]] = {
     "default": {},
@@ -116,9 +99,6 @@ SINGLE_WRITES = frozenset(
     }
 )
 
-# The plain client that seeds collections can encode every value above.
-SEED_OPTIONS = {"uuidRepresentation": "standard", "type_registry": REGISTRY}
-
 
 _CODECS: Dict[str, Any] = {}
 
@@ -159,18 +139,18 @@ def keeping(call: Callable[[Any], Any], args: Callable[[], Tuple[Any, ...]]) -> 
 # -- scenarios ----------------------------------------------------------------------------------
 
 
-def bson_types_scenario(options: Dict[str, Any]) -> Scenario:
+def bson_types_scenario(options: Dict[str, Any], *, every_write: bool = False) -> Scenario:
     """Every BSON value read back, written, and used as an _id, upserted id and duplicate key.
 
     Values the client itself cannot encode (a native UUID without a UUID representation) are only
     read here: writing them fails client-side; values sent through the type registry's codec
     (``decimal.Decimal``) are read, not sent. Both are issue #9 item 4
-    (``test_differential_pending_9b.py``).
+    (``test_differential_pending_9b.py``, which passes ``every_write=True``).
     """
     writable = {
         name: value
         for name, value in BSON_VALUES.items()
-        if not client_cannot_encode(value, options) and not needs_type_registry(value)
+        if every_write or not (client_cannot_encode(value, options) or needs_type_registry(value))
     }
     seed = [
         {"_id": f"t-{name}", "v": value, "nested": {"k": value, "arr": [value, {"deep": value}]}}
@@ -269,8 +249,6 @@ def bson_types_scenario(options: Dict[str, Any]) -> Scenario:
     ]
     return Scenario("bson-types", steps, seed=seed)
 
-
-_SEED_CODEC = pymongo.MongoClient(connect=False, **SEED_OPTIONS).codec_options
 
 DOLLAR_DOCS: Dict[str, Any] = {
     "numberLong": {"$numberLong": "5"},
@@ -540,49 +518,6 @@ def _class_cases() -> Iterator[Any]:
     for client_id, options in CLIENTS.items():
         for scenario in (dollar_keys_scenario(), key_order_scenario(), cursor_scenario(), methods_scenario()):
             yield pytest.param(scenario, options, id=f"{scenario.name}-{client_id}")
-
-
-# -- the harness --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def clients(mongo_uri: str) -> Iterator[Dict[str, Any]]:
-    """Live clients, one per option set, plus the plain seeding client (kept for the module)."""
-    made: Dict[str, Any] = {}
-
-    def get(key: str, **options: Any) -> Any:
-        if key not in made:
-            made[key] = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, **options)
-        return made[key]
-
-    yield {"get": get}
-    for client in made.values():
-        client.close()
-
-
-@pytest.fixture
-def differential(
-    clients: Dict[str, Any], blackhole: Any, make_client: Callable[..., Any], tape: Tape
-) -> Callable[[Scenario, Dict[str, Any]], None]:
-    """``differential(scenario, options)``: run the three ways and check them."""
-    host, port = blackhole.sock.getsockname()[:2]
-
-    def run(scenario: Scenario, options: Dict[str, Any]) -> None:
-        db_name = "tt_differential"
-        plain = clients["get"]("plain", **SEED_OPTIONS)[db_name]
-        live = clients["get"](repr(sorted(options.items(), key=str)), **options)[db_name]
-        runs = run_three_ways(
-            scenario,
-            plain,
-            live,
-            lambda: make_client(blackhole.uri, **options)[db_name],
-            tape,
-            (host, port),
-        )
-        check(runs)
-        assert not blackhole.attempted(wait=0), f"a connection to {blackhole.uri} was queued during replay"
-
-    return run
 
 
 @pytest.mark.parametrize(("scenario", "options"), list(_type_cases()))
