@@ -26,6 +26,7 @@ import bson
 import pymongo
 import pytest
 from bson import SON, Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.collation import Collation
@@ -408,6 +409,42 @@ def cursor_scenario() -> Scenario:
     )
 
 
+def large_batches_scenario() -> Scenario:
+    """Server batches larger than replay decodes at a time (101 first, then the rest)."""
+    seed = [{"_id": i, "s": "x" * (i % 7)} for i in range(260)]
+
+    def next_by_next(c: Any) -> Any:
+        cursor = c.find().sort("_id", 1)
+        docs = [next(cursor) for _ in range(230)]
+        return docs, cursor_state(cursor), list(cursor), cursor_state(cursor)
+
+    def to_list_in_parts(c: Any) -> Any:
+        cursor = c.find().sort("_id", -1)
+        first = next(cursor)
+        if hasattr(cursor, "to_list"):  # PyMongo 4.9+
+            return first, cursor.to_list(150), cursor_state(cursor), cursor.to_list(), cursor_state(cursor)
+        return first, list(cursor), cursor_state(cursor)
+
+    def partial_of_a_big_batch(c: Any) -> Any:
+        cursor = c.find({"_id": {"$gte": 10}}).sort("_id", 1).batch_size(200)
+        docs = [next(cursor) for _ in range(120)]
+        state = cursor_state(cursor)
+        cursor.close()
+        return docs, state, cursor_state(cursor)
+
+    return Scenario(
+        "large-batches",
+        [
+            ("list", lambda c: read_cursor(c.find().sort("_id", 1), first=150)),
+            ("next", next_by_next),
+            ("to_list", to_list_in_parts),
+            ("partial", partial_of_a_big_batch),
+            ("aggregate", lambda c: read_cursor(c.aggregate([{"$sort": {"_id": -1}}]), first=120)),
+        ],
+        seed=seed,
+    )
+
+
 def methods_scenario() -> Scenario:
     """Every covered method with its options."""
     seed = [{"_id": i, "name": f"n{i:02d}", "g": i % 4, "tags": ["a", "b"][: i % 3]} for i in range(12)]
@@ -498,6 +535,41 @@ def methods_scenario() -> Scenario:
                 "list_collection_names",
                 lambda c: sorted(n for n in c.database.list_collection_names() if n == c.name),
             ),
+            (
+                "collection-codec_options",
+                lambda c: read_cursor(
+                    c.with_options(codec_options=CodecOptions(tz_aware=True, document_class=SON)).find(
+                        {"g": 1}
+                    )
+                ),
+            ),
+            (
+                "command-codec_options",
+                lambda c: c.database.command("count", c.name, codec_options=CodecOptions(document_class=SON)),
+            ),
+            (
+                "list_collection_names-filter",
+                lambda c: c.database.list_collection_names(filter={"name": c.name}),
+            ),
+            ("count_documents-hint", lambda c: c.count_documents({"g": 1}, hint="_id_")),
+            ("distinct-collation", lambda c: c.distinct("name", collation=Collation("en", strength=2))),
+            ("update_many-hint", lambda c: c.update_many({"g": 1}, {"$set": {"h": 1}}, hint=[("_id", 1)])),
+            (
+                "delete_many-collation",
+                lambda c: c.delete_many({"name": "N11"}, collation=Collation("en", strength=2)),
+            ),
+            (
+                "find_one_and_replace-upsert",
+                lambda c: c.find_one_and_replace(
+                    {"_id": "far"}, {"new": True}, upsert=True, return_document=ReturnDocument.AFTER
+                ),
+            ),
+            (
+                "aggregate-let",
+                lambda c: read_cursor(
+                    c.aggregate([{"$match": {"$expr": {"$eq": ["$g", "$$want"]}}}], let={"want": 2})
+                ),
+            ),
             ("error-find", lambda c: read_cursor(c.find({"$bad": 1}))),
             ("error-aggregate", lambda c: read_cursor(c.aggregate([{"$nope": {}}]))),
             ("error-command", lambda c: c.database.command("definitelyNotACommand")),
@@ -518,6 +590,8 @@ def _class_cases() -> Iterator[Any]:
     for client_id, options in CLIENTS.items():
         for scenario in (dollar_keys_scenario(), key_order_scenario(), cursor_scenario(), methods_scenario()):
             yield pytest.param(scenario, options, id=f"{scenario.name}-{client_id}")
+    for client_id in ("default", "RawBSONDocument", "SON"):
+        yield pytest.param(large_batches_scenario(), CLIENTS[client_id], id=f"large-batches-{client_id}")
 
 
 @pytest.mark.parametrize(("scenario", "options"), list(_type_cases()))

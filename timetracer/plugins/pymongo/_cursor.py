@@ -63,7 +63,9 @@ COMMAND_CURSOR = _Fields(CommandCursor, "data")
 
 # Stands in a replayed batch for a document the recording received but the app never read:
 # the cursor holds as many documents as it did live (``alive`` depends on it), and reading one
-# of these raises a mismatch instead of inventing a document.
+# of these raises a mismatch instead of inventing a document. A recorded document not decoded
+# yet stands there as its index in the stored data (an ``int``: documents never are), and is
+# decoded, REPLAY_BATCH at a time, when the app reads it.
 _UNREAD = object()
 # ``_State.shown_id`` before the cursor has a recorded server cursor id to show.
 _NO_ID = object()
@@ -161,12 +163,12 @@ def _serve_batch(cursor: Any, fields: _Fields, state: _State, codec: Any) -> Opt
     state.batch += 1
     size = int(batch.get("size", 0))
     body = state.event["result"].get("body") or {}
-    stored = len(body.get("data") or [])
-    docs = decode_cached(body, state.served, min(state.served + size, stored), codec)
-    state.served += len(docs)
-    data = deque(docs)
-    if len(docs) < size:
-        data.extend([_UNREAD] * (size - len(docs)))
+    start = state.served
+    available = max(0, min(size, len(body.get("data") or []) - start))
+    data = deque(decode_cached(body, start, start + min(available, REPLAY_BATCH), codec))
+    data.extend(range(start + len(data), start + available))
+    data.extend([_UNREAD] * (size - available))
+    state.served += available
     fields.set(cursor, "data", data)
     fields.set(cursor, "id", 0)  # the real id stays 0: nothing may ever try to kill it on a server
     fields.set(cursor, "killed", bool(batch.get("killed")))
@@ -252,10 +254,39 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
         if cursor._tt_state is not None:
             cursor._tt_state.exhausted = True
         raise
-    if doc is _UNREAD:
+    if type(doc) is int:
+        doc = _decode_pending(cursor, doc)
+    elif doc is _UNREAD:
         _unread(cursor)
     _capture(cursor, doc)
     return doc
+
+
+def _decode_pending(cursor: Any, index: int) -> Any:
+    """The recorded document ``index`` (just taken from the cursor), decoded with the next ones."""
+    body = cursor._tt_state.event["result"].get("body") or {}
+    docs = decode_cached(body, index, index + REPLAY_BATCH, cursor._tt_codec())
+    data = cursor._tt_fields.get(cursor, "data")
+    for position, doc in enumerate(docs[1:]):
+        if position >= len(data) or data[position] != index + 1 + position:
+            break
+        data[position] = doc
+    return docs[0]
+
+
+def _decode_pending_run(cursor: Any, result: List[Any], start: int) -> None:
+    """Decode, in place, the pending documents a batch read put into ``result`` from ``start``."""
+    body = cursor._tt_state.event["result"].get("body") or {}
+    index = start
+    while index < len(result):
+        if type(result[index]) is not int:
+            index += 1
+            continue
+        end = index
+        while end < len(result) and type(result[end]) is int:
+            end += 1
+        result[index:end] = decode_cached(body, result[index], result[end - 1] + 1, cursor._tt_codec())
+        index = end
 
 
 def _unread(cursor: Any) -> None:
@@ -273,7 +304,9 @@ def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional
         for index in range(before, len(result)):
             if result[index] is _UNREAD:
                 del result[index:]
+                _decode_pending_run(cursor, result, before)
                 _unread(cursor)
+        _decode_pending_run(cursor, result, before)
     for doc in result[before:]:
         _capture(cursor, doc)
     if not more and cursor._tt_state is not None:
@@ -492,6 +525,10 @@ class TracedCommandCursor(CommandCursor):
 
     def try_next(self) -> Any:
         doc = super().try_next()
+        if type(doc) is int:
+            doc = _decode_pending(self, doc)
+        elif doc is _UNREAD:
+            _unread(self)
         if doc is not None:
             _capture(self, doc)
         return doc
