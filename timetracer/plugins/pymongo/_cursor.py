@@ -107,17 +107,20 @@ class _State:
 
     def note_batch(self, cursor: Any, fields: _Fields, size: int) -> None:
         """Remember one server reply's batch, as the app can observe it."""
-        self.batches.append(
-            {
+        try:
+            batch = {
                 "size": size,
                 "cursor_id": to_ejson(fields.get(cursor, "id")),
                 "killed": bool(fields.get(cursor, "killed")),
             }
-        )
-        if self.address is None:
-            address = fields.get(cursor, "address")
-            if address is not None:
-                self.address = [str(address[0]), int(address[1])]
+            if self.address is None:
+                address = fields.get(cursor, "address")
+                if address is not None:
+                    self.address = [str(address[0]), int(address[1])]
+        except Exception as exc:  # never break the app's read over our bookkeeping
+            logger.warning("timetracer: a cursor batch could not be noted: %s", exc)
+            return
+        self.batches.append(batch)
 
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
