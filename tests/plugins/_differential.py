@@ -68,6 +68,7 @@ class Raised:
 
     kind: type
     message: str
+    representation: str
     code: Any
     details: Any
     labels: Tuple[str, ...]
@@ -75,7 +76,9 @@ class Raised:
     @classmethod
     def of(cls, exc: BaseException) -> Raised:
         labels = tuple(sorted(getattr(exc, "_error_labels", ()) or ()))
-        return cls(type(exc), str(exc), getattr(exc, "code", None), getattr(exc, "details", None), labels)
+        return cls(
+            type(exc), str(exc), repr(exc), getattr(exc, "code", None), getattr(exc, "details", None), labels
+        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def assert_identical(actual: Any, expected: Any, where: str = "outcome", *, live
             assert a == e, f"{where}: cursor id {a!r} != {e!r}"
         return
     if isinstance(expected, Raised):
-        for name in ("kind", "message", "code", "details", "labels"):
+        for name in ("kind", "message", "representation", "code", "details", "labels"):
             assert_identical(
                 getattr(actual, name), getattr(expected, name), f"{where}.{name}", live_pair=live_pair
             )
