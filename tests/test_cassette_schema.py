@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Union
 import pytest
 
 from timetracer.cassette import SCHEMA_VERSION, load_schema, read_cassette, write_cassette
+from timetracer.cassette.format import SUPPORTED_VERSIONS
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.hashing import body_hash
 from timetracer.session import Session
@@ -77,7 +78,16 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 
 def test_schema_version_matches_code() -> None:
-    assert load_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION == "1.0"
+    assert SCHEMA_VERSION == "1.1"
+    assert (
+        load_schema()["properties"]["schema_version"]["enum"] == sorted(SUPPORTED_VERSIONS) == ["1.0", "1.1"]
+    )
+
+
+def test_a_1_0_cassette_still_conforms() -> None:
+    document = spec_example()
+    assert document["schema_version"] == "1.0"
+    assert errors_of(document) == []
 
 
 def test_schema_ships_in_the_package() -> None:
@@ -255,4 +265,19 @@ def test_wrong_value_fails(pointer: Pointer, value: Any) -> None:
 def test_bad_response_fails(tmp_path: Path, change: str, value: Any) -> None:
     document = recorded_cassette(tmp_path)
     document["response"][change] = value
+    assert errors_of(document)
+
+
+def test_a_1_1_cursor_section_is_checked() -> None:
+    document = spec_example()
+    document["schema_version"] = "1.1"
+    result = document["events"][0]["result"]
+    result["cursor"] = {
+        "address": ["127.0.0.1", 27017],
+        "batches": [{"size": 2, "cursor_id": 0, "killed": False}],
+    }
+    assert errors_of(document) == []
+    result["cursor"]["batches"][0]["size"] = -1
+    assert errors_of(document)
+    result["cursor"] = {"address": ["127.0.0.1", "27017"], "batches": []}
     assert errors_of(document)

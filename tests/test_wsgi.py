@@ -158,7 +158,7 @@ def test_record_writes_cassette_named_after_request(cassettes: Path) -> None:
     assert re.fullmatch(r"GET__users_123~q[0-9a-f]{10}\.json", name), name
     document = cassette(cassettes, name)
     assert {"schema_version", "session", "request", "response", "events"} <= set(document)
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "1.1"
     assert {"id", "recorded_at", "service", "env"} <= set(document["session"])
     assert (document["session"]["service"], document["session"]["env"]) == ("shop", "test")
     request = document["request"]

@@ -11,7 +11,7 @@ import contextlib
 import select
 import socket
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pymongo
 import pytest
@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from timetracer import context
 from timetracer.plugins import disable_pymongo, enable_pymongo
 
+from ._differential import SEED_OPTIONS, Scenario, check, run_three_ways
 from ._support import Tape
 
 
@@ -146,3 +147,45 @@ def myapp_db(mongo_client: pymongo.MongoClient) -> Iterator[Any]:
     finally:
         with contextlib.suppress(PyMongoError):
             mongo_client.drop_database("myapp")
+
+
+@pytest.fixture(scope="module")
+def differential_clients(mongo_uri: str) -> Iterator[Dict[str, Any]]:
+    """Live clients, one per option set, plus the plain seeding client (kept for the module)."""
+    made: Dict[str, Any] = {}
+
+    def get(key: str, **options: Any) -> Any:
+        if key not in made:
+            made[key] = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, **options)
+        return made[key]
+
+    yield {"get": get}
+    for client in made.values():
+        client.close()
+
+
+@pytest.fixture
+def differential(
+    differential_clients: Dict[str, Any], blackhole: Any, make_client: Callable[..., Any], tape: Tape
+) -> Callable[[Scenario, Dict[str, Any]], None]:
+    """``differential(scenario, options)``: run a scenario off, recording and replaying with a
+    client made with ``options``, and check transparency, fidelity and zero connections
+    (see ``_differential.py``)."""
+    host, port = blackhole.sock.getsockname()[:2]
+
+    def run(scenario: Scenario, options: Dict[str, Any]) -> None:
+        db_name = "tt_differential"
+        plain = differential_clients["get"]("plain", **SEED_OPTIONS)[db_name]
+        live = differential_clients["get"](repr(sorted(options.items(), key=str)), **options)[db_name]
+        runs = run_three_ways(
+            scenario,
+            plain,
+            live,
+            lambda: make_client(blackhole.uri, **options)[db_name],
+            tape,
+            (host, port),
+        )
+        check(runs)
+        assert not blackhole.attempted(wait=0), f"a connection to {blackhole.uri} was queued during replay"
+
+    return run

@@ -17,8 +17,10 @@ from typing import Any, Dict, List, Union
 from timetracer.cassette._schema_check import Checker, SchemaViolation, compile_schema
 from timetracer.errors import CassetteError
 
-SCHEMA_VERSION = "1.0"
-SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+# 1.1: a user document whose first key reads as an Extended JSON type marker is stored escaped,
+# ``{"$tt_literal": {...}}``. 1.0 cassettes (no escape) are still read and replayed.
+SCHEMA_VERSION = "1.1"
+SUPPORTED_VERSIONS = frozenset({"1.0", SCHEMA_VERSION})
 
 
 @lru_cache(maxsize=1)

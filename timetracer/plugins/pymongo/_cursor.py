@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional
 
 from pymongo.command_cursor import CommandCursor
 from pymongo.cursor import Cursor
@@ -24,7 +24,14 @@ from timetracer.plugins.pymongo._errors import capture_error_safely
 from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
-from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
+from timetracer.plugins.pymongo._values import (
+    capture_document,
+    decode_cached,
+    from_ejson,
+    reply_codec,
+    stored_document,
+    to_ejson,
+)
 
 if TYPE_CHECKING:
     from timetracer.session import Session
@@ -57,10 +64,23 @@ REPLAY_BATCH = 100
 COMMAND_CURSOR = _Fields(CommandCursor, "data")
 
 
+# Stands in a replayed batch for a document the recording received but the app never read:
+# the cursor holds as many documents as it did live (``alive`` depends on it), and reading one
+# of these raises a mismatch instead of inventing a document. A recorded document not decoded
+# yet stands there as its index in the stored data (an ``int``: documents never are), and is
+# decoded, REPLAY_BATCH at a time, when the app reads it.
+_UNREAD = object()
+# ``_State.shown_id`` before the cursor has a recorded server cursor id to show.
+_NO_ID = object()
+
+
 class _State:
     """What one traced cursor has recorded or is replaying."""
 
     __slots__ = (
+        "address",
+        "batch",
+        "batches",
         "docs",
         "event",
         "exhausted",
@@ -69,6 +89,7 @@ class _State:
         "served",
         "server_done",
         "session",
+        "shown_id",
     )
 
     def __init__(self, session: Session, event: Dict[str, Any]) -> None:
@@ -80,6 +101,29 @@ class _State:
         self.failed: Optional[Dict[str, Any]] = None
         self.raised_past_end = False
         self.served = 0  # replay: how many recorded documents the cursor has handed out
+        # Per server reply: how many documents it held, the cursor id after it and whether PyMongo
+        # had killed the cursor then (record: what the app could observe; replay: what it gets).
+        self.batches: List[Dict[str, Any]] = []
+        self.address: Any = None
+        self.batch = 0  # replay: the next recorded batch to hand out
+        self.shown_id: Any = _NO_ID  # replay: the cursor id the app sees
+
+    def note_batch(self, cursor: Any, fields: _Fields, size: int) -> None:
+        """Remember one server reply's batch, as the app can observe it."""
+        try:
+            batch = {
+                "size": size,
+                "cursor_id": to_ejson(fields.get(cursor, "id")),
+                "killed": bool(fields.get(cursor, "killed")),
+            }
+            if self.address is None:
+                address = fields.get(cursor, "address")
+                if address is not None:
+                    self.address = [str(address[0]), int(address[1])]
+        except Exception as exc:  # never break the app's read over our bookkeeping
+            logger.warning("timetracer: a cursor batch could not be noted: %s", exc)
+            return
+        self.batches.append(batch)
 
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
@@ -94,6 +138,8 @@ class _State:
         if lost is not None:
             result["body"] = {"captured": False, "data": None, "reason": f"{type(lost).__name__}: {lost}"}
         result["exhausted"] = self.exhausted
+        if self.batches:
+            result["cursor"] = {"address": self.address, "batches": self.batches}
         if self.failed is not None:
             result["status"] = 1
             result["error"] = self.failed
@@ -140,6 +186,77 @@ def _past_end(session: Session, event: Dict[str, Any], count: int) -> ReplayMism
     if session.replayer is not None:  # counted and logged: the verdict is mismatch even if caught
         return session.replayer.miss(message)
     return ReplayMismatchError(message)
+
+
+def _serve_batch(cursor: Any, fields: _Fields, state: _State, codec: Any) -> Optional[int]:
+    """Put the next recorded server batch into a replaying cursor, as PyMongo left it live.
+
+    Returns the batch size, or None when the recording holds no batch structure (1.0 cassettes,
+    or no more batches).
+    """
+    info = state.event["result"].get("cursor")
+    if not isinstance(info, dict) or state.batch >= len(info.get("batches") or []):
+        return None
+    batch = info["batches"][state.batch]
+    state.batch += 1
+    size = int(batch.get("size", 0))
+    body = state.event["result"].get("body") or {}
+    start = state.served
+    available = max(0, min(size, len(body.get("data") or []) - start))
+    data = deque(decode_cached(body, start, start + min(available, REPLAY_BATCH), codec))
+    data.extend(range(start + len(data), start + available))
+    data.extend([_UNREAD] * (size - available))
+    state.served += available
+    fields.set(cursor, "data", data)
+    fields.set(cursor, "id", 0)  # the real id stays 0: nothing may ever try to kill it on a server
+    fields.set(cursor, "killed", bool(batch.get("killed")))
+    state.shown_id = from_ejson(batch.get("cursor_id"))
+    address = info.get("address")
+    if address:
+        fields.set(cursor, "address", (address[0], address[1]))
+    return size
+
+
+def _after_batches(cursor: Any, fields: _Fields, state: _State) -> int:
+    """A replaying cursor asks for more after its last recorded batch: do what live did next."""
+    result = state.event["result"]
+    fields.set(cursor, "killed", True)
+    if result.get("error"):
+        raise recorded_error(state.session, state.event, reply_codec(cursor._tt_codec()))
+    if state.shown_id == 0 or result.get("exhausted"):
+        return 0  # the server had said there was no more
+    raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
+
+
+def _serve_next(cursor: Any, fields: _Fields, state: _State, codec: Any) -> Optional[int]:
+    """:func:`_serve_batch`; past the last recorded batch of a cursor the server had not finished,
+    first take over an identical recorded call that read further (another thread's, see
+    :mod:`._claims`)."""
+    size = _serve_batch(cursor, fields, state, codec)
+    if size is None and state.shown_id != 0 and _claims.extend(state.session, state):
+        size = _serve_batch(cursor, fields, state, codec)
+    return size
+
+
+def _refill(state: _State, count: int) -> List[Any]:
+    """``count`` entries for the rest of a batch after a take-over: pending indexes of the new
+    recording's documents, then placeholders for what it did not read either."""
+    body = state.event["result"].get("body") or {}
+    start = state.served
+    available = max(0, min(count, len(body.get("data") or []) - start))
+    state.served += available
+    return [*range(start, start + available), *([_UNREAD] * (count - available))]
+
+
+def _has_batches(event: Dict[str, Any]) -> bool:
+    return isinstance(event["result"].get("cursor"), dict)
+
+
+def _shown_id(cursor: Any, base: Any) -> Any:
+    state = cursor._tt_state
+    if state is not None and state.shown_id is not _NO_ID:
+        return state.shown_id
+    return base.fget(cursor)
 
 
 def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
@@ -196,13 +313,105 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
         if cursor._tt_state is not None:
             cursor._tt_state.exhausted = True
         raise
+    if type(doc) is int:
+        doc = _decode_pending(cursor, doc)
+    elif doc is _UNREAD:
+        doc = _unread(cursor)
     _capture(cursor, doc)
     return doc
+
+
+def _decode_pending(cursor: Any, index: int) -> Any:
+    """The recorded document ``index`` (just taken from the cursor), decoded with the next ones."""
+    docs = _decode_recorded(cursor, index, index + REPLAY_BATCH)
+    data = cursor._tt_fields.get(cursor, "data")
+    for position, doc in enumerate(docs[1:]):
+        if position >= len(data) or data[position] != index + 1 + position:
+            break
+        data[position] = doc
+    return docs[0]
+
+
+def _decode_recorded(cursor: Any, start: int, end: int) -> List[Any]:
+    """Recorded documents ``start`` to ``end`` (at least the first) of a replaying cursor, decoded;
+    a value that cannot be is a CassetteError naming the cassette, the event and the field."""
+    state = cursor._tt_state
+    body = state.event["result"].get("body") or {}
+    docs: List[Any] = guard(
+        state.session, state.event, "result.body.data", decode_cached, body, start, end, cursor._tt_codec()
+    )
+    if not docs:
+        raise bad_value(ValueError("a recorded document is missing"), state.session, state.event, "result.body.data")
+    return docs
+
+
+def _decode_pending_run(cursor: Any, result: List[Any], start: int) -> None:
+    """Decode, in place, the pending documents a batch read put into ``result`` from ``start``."""
+    index = start
+    while index < len(result):
+        if type(result[index]) is not int:
+            index += 1
+            continue
+        end = index
+        while end < len(result) and type(result[end]) is int:
+            end += 1
+        docs = _decode_recorded(cursor, result[index], result[end - 1] + 1)
+        if len(docs) != end - index:
+            state = cursor._tt_state
+            raise bad_value(
+                ValueError(f"{end - index} documents expected, {len(docs)} found"),
+                state.session,
+                state.event,
+                "result.body.data",
+            )
+        result[index:end] = docs
+        index = end
+
+
+def _take_over(cursor: Any, taken: int) -> Optional[List[Any]]:
+    """The app reached a document its recording never read, ``taken`` of them taken from the
+    cursor's batch: the entries that replace them and the rest of the batch, from an identical
+    recorded call that read further (another thread's), or None if there is none."""
+    state = cursor._tt_state
+    if not _claims.extend(state.session, state):
+        return None
+    data = cursor._tt_fields.get(cursor, "data")
+    fresh = _refill(state, taken + len(data))
+    cursor._tt_fields.set(cursor, "data", deque(fresh[taken:]))
+    return fresh[:taken]
+
+
+def _unread(cursor: Any) -> Any:
+    """The document to return instead of a placeholder just taken from the cursor, or raise."""
+    fresh = _take_over(cursor, 1)
+    if fresh is not None and fresh[0] is not _UNREAD:
+        return _decode_pending(cursor, fresh[0])
+    _read_past_end(cursor)
+
+
+def _read_past_end(cursor: Any) -> NoReturn:
+    state = cursor._tt_state
+    cursor._tt_fields.set(cursor, "killed", True)
+    cursor._tt_fields.set(cursor, "data", deque())
+    raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
 
 
 def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional[int]) -> bool:
     before = len(result)
     more: bool = base_batch(cursor, result, total)
+    state = cursor._tt_state
+    if state is not None and state.session.replaying:
+        index = before
+        while index < len(result):
+            if result[index] is _UNREAD:
+                fresh = _take_over(cursor, len(result) - index)
+                if fresh is None or fresh[0] is _UNREAD:
+                    del result[index:]
+                    _decode_pending_run(cursor, result, before)
+                    _read_past_end(cursor)
+                result[index:] = fresh
+            index += 1
+        _decode_pending_run(cursor, result, before)
     for doc in result[before:]:
         _capture(cursor, doc)
     if not more and cursor._tt_state is not None:
@@ -253,11 +462,14 @@ class TracedCursor(Cursor):
                 capture_failed("the arguments of find", exc)
                 self.__class__ = Cursor
                 return Cursor._refresh(self)  # type: ignore[attr-defined,no-any-return]
+        fetches = CURSOR.get(self, "id") != 0  # else PyMongo only marks the cursor dead
         try:
             count = super()._refresh()
         except Exception as exc:
-            state.failed = capture_error_safely(exc)
+            state.failed = capture_error_safely(exc, self._tt_codec())
             raise
+        if fetches:
+            state.note_batch(self, CURSOR, count)
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
         if count == 0 and state.server_done:
             state.exhausted = True
@@ -288,16 +500,22 @@ class TracedCursor(Cursor):
             if _lost_in_recording(event):
                 CURSOR.set(self, "killed", True)
                 raise _uncaptured(session, event)
+            if _has_batches(event):
+                size = _serve_next(self, CURSOR, state, self._tt_codec())
+                return _after_batches(self, CURSOR, state) if size is None else self._tt_count(size)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise recorded_error(session, event)
+                raise recorded_error(session, event, reply_codec(self._tt_codec()))
             return self._tt_serve(state)
+        if _has_batches(state.event):
+            size = _serve_next(self, CURSOR, state, self._tt_codec())
+            return _after_batches(self, CURSOR, state) if size is None else self._tt_count(size)
         if state.served < len(_recorded_docs(state.event)) or _claims.extend(session, state):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise recorded_error(session, state.event)
+            raise recorded_error(session, state.event, reply_codec(self._tt_codec()))
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -325,6 +543,14 @@ class TracedCursor(Cursor):
         last = state.served >= total
         CURSOR.set(self, "killed", last and bool(result.get("exhausted")) and not result.get("error"))
         return len(docs)
+
+    def _tt_count(self, size: int) -> int:
+        CURSOR.set(self, "retrieved", (CURSOR.get(self, "retrieved") or 0) + size)
+        return size
+
+    @property
+    def cursor_id(self) -> Any:
+        return _shown_id(self, Cursor.cursor_id)
 
     def next(self) -> Any:
         return _read_next(self, Cursor.next)
@@ -354,6 +580,12 @@ class TracedCommandCursor(CommandCursor):
         """A real CommandCursor over the recorded documents; it never reaches a server."""
         if _lost_in_recording(event):
             raise _uncaptured(session, event)
+        if _has_batches(event):
+            cursor = cls(collection, {"id": 0, "firstBatch": [], "ns": collection.full_name}, None)
+            state = cursor._tt_state = _State(session, event)
+            _serve_batch(cursor, COMMAND_CURSOR, state, collection.codec_options)
+            _claims.hold(session, state, served=state.served)
+            return cursor
         body = event["result"].get("body") or {}
         docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
@@ -369,19 +601,30 @@ class TracedCommandCursor(CommandCursor):
         state = _State(session, event)
         cursor._tt_state = state  # type: ignore[attr-defined]
         session.on_finish(state.finish)
+        state.note_batch(cursor, COMMAND_CURSOR, len(COMMAND_CURSOR.get(cursor, "data")))
         state.server_done = not COMMAND_CURSOR.get(cursor, "id")
         return cursor
+
+    @property
+    def cursor_id(self) -> Any:
+        return _shown_id(self, CommandCursor.cursor_id)
 
     def _refresh(self) -> int:
         state = self._tt_state
         if state is None or state.session.recording:
+            fields = COMMAND_CURSOR
+            fetches = not (len(fields.get(self, "data")) or fields.get(self, "killed")) and fields.get(
+                self, "id"
+            )
             try:
                 count = super()._refresh()
             except Exception as exc:
                 if state is not None:
-                    state.failed = capture_error_safely(exc)
+                    state.failed = capture_error_safely(exc, self._tt_codec())
                 raise
             if state is not None:
+                if fetches:
+                    state.note_batch(self, fields, count)
                 state.server_done = not COMMAND_CURSOR.get(self, "id")
                 if count == 0 and state.server_done:
                     state.exhausted = True
@@ -389,6 +632,14 @@ class TracedCommandCursor(CommandCursor):
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
             return len(data)
+        if _has_batches(state.event):
+            if COMMAND_CURSOR.get(self, "killed"):
+                return 0
+            size = _serve_next(self, COMMAND_CURSOR, state, self._tt_codec())
+            if size is not None:
+                return size
+            state.raised_past_end = True
+            return _after_batches(self, COMMAND_CURSOR, state)
         if _claims.extend(state.session, state):
             body = state.event["result"].get("body") or {}
             more = decode_cached(body, state.served, len(body.get("data") or []), self._tt_codec())
@@ -400,7 +651,7 @@ class TracedCommandCursor(CommandCursor):
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise recorded_error(state.session, state.event)
+            raise recorded_error(state.session, state.event, reply_codec(self._tt_codec()))
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))
@@ -415,6 +666,10 @@ class TracedCommandCursor(CommandCursor):
 
     def try_next(self) -> Any:
         doc = super().try_next()
+        if type(doc) is int:
+            doc = _decode_pending(self, doc)
+        elif doc is _UNREAD:
+            doc = _unread(self)
         if doc is not None:
             _capture(self, doc)
         return doc

@@ -17,11 +17,19 @@ import builtins
 import importlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Set
+
+from bson.codec_options import CodecOptions
 
 from timetracer.errors import TimeTracerError
 from timetracer.plugins.pymongo._failures import capture_failed
-from timetracer.plugins.pymongo._values import from_ejson, to_ejson
+from timetracer.plugins.pymongo._values import (
+    decode_value,
+    from_ejson,
+    raw_to_ejson,
+    snapshot_value,
+    to_ejson,
+)
 
 if TYPE_CHECKING:
     from timetracer.session import Session
@@ -32,8 +40,12 @@ _MODULES = ("pymongo.errors", "bson.errors")
 _BUILTINS = frozenset({"TypeError", "ValueError", "KeyError", "IndexError", "RuntimeError", "OverflowError"})
 
 
-def capture_error(exc: BaseException) -> Dict[str, Any]:
-    """The ``result.error`` section for an exception raised by a recorded call."""
+def capture_error(exc: BaseException, codec: Optional[CodecOptions] = None) -> Dict[str, Any]:
+    """The ``result.error`` section for an exception raised by a recorded call.
+
+    ``codec`` is what PyMongo decoded the server's reply with: the details are stored through it,
+    so a UUID or a legacy-UUID binary, a custom type, are stored as the bytes the server sent.
+    """
     kind = type(exc)
     error: Dict[str, Any] = {"type": f"{kind.__module__}.{kind.__qualname__}", "message": str(exc)}
     code = getattr(exc, "code", None)
@@ -41,14 +53,44 @@ def capture_error(exc: BaseException) -> Dict[str, Any]:
     details = getattr(exc, "details", None)
     if details is None and hasattr(exc, "errors"):
         details = getattr(exc, "errors", None)
-    try:
-        error["details"] = to_ejson(details) if details is not None else None
-    except Exception:  # details that cannot be stored are summarised, never fatal
-        error["details"] = {"repr": repr(details)}
+    error["details"] = _store_details(details, codec)
     labels = getattr(exc, "_error_labels", None)
     if labels:
         error["labels"] = sorted(str(label) for label in labels)
     return error
+
+
+def _store_details(details: Any, codec: Optional[CodecOptions]) -> Any:
+    if details is None:
+        return None
+    if codec is not None:
+        try:
+            return raw_to_ejson(snapshot_value(details, codec))["v"]
+        except Exception:  # not BSON with these options: stored as values
+            pass
+    try:
+        return to_ejson(details)
+    except Exception:  # details that cannot be stored are summarised, never fatal
+        return {"repr": repr(details)}
+
+
+def _load_details(
+    stored: Any, codec: Optional[CodecOptions], ops: Optional[Callable[[], Optional[List[Any]]]]
+) -> Any:
+    """The recorded details, decoded as PyMongo decoded the reply; a bulk error's ``op`` entries
+    are the app's own operation objects again, as PyMongo puts them there."""
+    if codec is None or stored is None:
+        return from_ejson(stored)
+    details = decode_value(stored, codec, from_reply=True)
+    errors = details.get("writeErrors") if isinstance(details, dict) else None
+    if errors and ops is not None and any(isinstance(e, dict) and "op" in e for e in errors):
+        built = ops()
+        if built is not None:
+            for entry in errors:
+                index = entry.get("index") if isinstance(entry, dict) else None
+                if "op" in entry and isinstance(index, int) and 0 <= index < len(built):
+                    entry["op"] = built[index]
+    return details
 
 
 def _resolve(qualified: str) -> Optional[type]:
@@ -63,13 +105,21 @@ def _resolve(qualified: str) -> Optional[type]:
     return None
 
 
-def rebuild_error(error: Dict[str, Any]) -> BaseException:
-    """A fresh exception equal in class, code, details and message to the recorded one."""
+def rebuild_error(
+    error: Dict[str, Any],
+    codec: Optional[CodecOptions] = None,
+    ops: Optional[Callable[[], Optional[List[Any]]]] = None,
+) -> BaseException:
+    """A fresh exception equal in class, code, details and message to the recorded one.
+
+    :param codec: the live client's options for the reply (see :func:`capture_error`).
+    :param ops: gives the operations a bulk write sent, for ``writeErrors[i]["op"]``.
+    """
     from pymongo import errors
 
     message = error.get("message", "")
     cls = _resolve(error.get("type", ""))
-    details = from_ejson(error.get("details"))
+    details = _load_details(error.get("details"), codec, ops)
     if cls is None:
         return errors.PyMongoError(f"{error.get('type')}: {message} (replayed by timetracer)")
     exc: BaseException
@@ -104,11 +154,11 @@ def bare_error(exc: BaseException) -> Dict[str, Any]:
     return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message, "code": None, "details": None}
 
 
-def capture_error_safely(exc: BaseException) -> Dict[str, Any]:
+def capture_error_safely(exc: BaseException, codec: Optional[CodecOptions] = None) -> Dict[str, Any]:
     """:func:`capture_error`, or :func:`bare_error` if that fails: never raises (the app must get
     PyMongo's exception, not one of timetracer's)."""
     try:
-        return capture_error(exc)
+        return capture_error(exc, codec)
     except Exception as failure:
         capture_failed("an exception raised by PyMongo", failure)
         return bare_error(exc)
@@ -168,10 +218,16 @@ _warned: Set[Any] = set()
 _warned_lock = threading.Lock()
 
 
-def replayed_error(session: Session, event: Dict[str, Any]) -> BaseException:
-    """The recorded exception of ``event``, rebuilt, with a note naming where it was replayed from."""
+def replayed_error(
+    session: Session,
+    event: Dict[str, Any],
+    codec: Optional[CodecOptions] = None,
+    ops: Optional[Callable[[], Optional[List[Any]]]] = None,
+) -> BaseException:
+    """The recorded exception of ``event``, rebuilt (see :func:`rebuild_error` for ``codec`` and
+    ``ops``), with a note naming where it was replayed from."""
     error = event["result"]["error"]
-    exc = rebuild_error(error)
+    exc = rebuild_error(error, codec, ops)
     if unreachable(error):
         key = (str(session.cassette_path), event.get("eid"))
         with _warned_lock:

@@ -12,7 +12,9 @@ recorded event (``eid``) and the field. The recorded error of a call (rebuilt by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar
+
+from bson.codec_options import CodecOptions
 
 from timetracer.errors import CassetteError, TimeTracerError
 from timetracer.plugins.pymongo._errors import replayed_error
@@ -57,11 +59,16 @@ def guard(
         raise bad_value(exc, session, event, field) from exc
 
 
-def recorded_error(session: Session, event: Dict[str, Any]) -> BaseException:
+def recorded_error(
+    session: Session,
+    event: Dict[str, Any],
+    codec: Optional[CodecOptions] = None,
+    ops: Optional[Callable[[], Optional[List[Any]]]] = None,
+) -> BaseException:
     """The exception recorded for ``event``, rebuilt with a note naming where it was replayed from,
     or a CassetteError if it cannot be."""
     try:
-        exc = replayed_error(session, event)
+        exc = replayed_error(session, event, codec, ops)
         setattr(exc, _RECORDED, True)
     except Exception as problem:
         error = bad_value(problem, session, event, "result.error")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from bson.codec_options import DEFAULT_CODEC_OPTIONS
+from bson.codec_options import DEFAULT_CODEC_OPTIONS, CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import results as pm_results
 
@@ -27,6 +27,7 @@ from timetracer.plugins.pymongo._values import (
     decode_cached_document,
     decode_value,
     raw_to_ejson,
+    reply_codec,
     snapshot_value,
     stored_document,
 )
@@ -63,6 +64,11 @@ def _codec(target: Any) -> Any:
     return getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)
 
 
+def write_reply_codec(target: Any) -> CodecOptions:
+    """The codec options PyMongo decodes a write's reply with (bulk writes use the same)."""
+    return reply_codec(_codec(target), write=True)
+
+
 class Op:
     """A wrapped method. Subclasses override the parts that differ."""
 
@@ -92,6 +98,27 @@ class Op:
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_value(data, _codec(target), from_reply=True)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def encode_codec(self, target: Any, call: Call) -> CodecOptions:
+        """The codec options the call encodes with (an error's details are stored through them)."""
+        return _codec(target)  # type: ignore[no-any-return]
+
+    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+        """The codec options the server's reply (and so an error's details) is decoded with."""
+        return reply_codec(self.encode_codec(target, call))
+
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        """The operations PyMongo names in a bulk error's ``writeErrors[i]["op"]``, by index."""
+        return None
+
+
+class WriteOp(Op):
+    """A write: its reply is decoded with the collection's write-reply codec options."""
+
+    def reply_codec(self, target: Any, call: Call) -> CodecOptions:
+        return write_reply_codec(target)
 
 
 class DocumentOp(Op):
@@ -173,6 +200,9 @@ class CommandOp(Op):
         call.extra = codec
         return call
 
+    def encode_codec(self, target: Any, call: Call) -> CodecOptions:
+        return call.extra  # type: ignore[no-any-return]
+
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         return stored_document(capture_document(result, call.extra))
 
@@ -180,7 +210,7 @@ class CommandOp(Op):
         return decode_cached_document(call.body, call.extra)
 
 
-class InsertOneOp(Op):
+class InsertOneOp(WriteOp):
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         return {
             "inserted_id": _value(result.inserted_id, _codec(target)),
@@ -196,14 +226,16 @@ class InsertOneOp(Op):
 
 def _assign_id(document: Any, recorded: Any) -> Any:
     """Give ``document`` the recorded ``_id`` where PyMongo would have added one."""
-    if isinstance(document, RawBSONDocument) or not isinstance(document, MutableMapping):
+    if isinstance(document, RawBSONDocument):
+        return None  # PyMongo neither changes nor reports the _id of a raw document
+    if not isinstance(document, MutableMapping):
         return recorded
     if "_id" not in document and recorded is not None:
         document["_id"] = recorded
     return document.get("_id", recorded)
 
 
-class InsertManyOp(Op):
+class InsertManyOp(WriteOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         # A generator can be read only once: read it here and pass the list on.
         documents: Any = []
@@ -226,14 +258,20 @@ class InsertManyOp(Op):
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         codec = _codec(target)
-        recorded = [decode_value(i, codec) for i in data.get("inserted_ids") or []]
+        recorded = iter([decode_value(i, codec) for i in data.get("inserted_ids") or []])
+        # As PyMongo does: raw documents are sent as they are and have no entry in inserted_ids.
         ids = [
-            _assign_id(doc, recorded[n] if n < len(recorded) else None) for n, doc in enumerate(call.extra)
+            _assign_id(doc, next(recorded, None))
+            for doc in call.extra
+            if not isinstance(doc, RawBSONDocument)
         ]
         return pm_results.InsertManyResult(ids, data.get("acknowledged", True))
 
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        return list(call.extra or [])
 
-class RawResultOp(Op):
+
+class RawResultOp(WriteOp):
     """update_one/update_many/replace_one/delete_one/delete_many: a raw server reply."""
 
     def __init__(self, name: str, binder: norm.Binder, result_class: type) -> None:
@@ -243,13 +281,13 @@ class RawResultOp(Op):
     def capture(self, target: Any, result: Any, call: Call) -> Any:
         raw = result.raw_result
         return {
-            "raw_result": None if raw is None else _value(raw, DEFAULT_CODEC_OPTIONS),
+            "raw_result": None if raw is None else _value(raw, _codec(target)),
             "acknowledged": result.acknowledged,
         }
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         raw = data.get("raw_result")
-        raw_result = None if raw is None else decode_value(raw, DEFAULT_CODEC_OPTIONS)
+        raw_result = None if raw is None else decode_value(raw, write_reply_codec(target))
         return self.result_class(raw_result, data.get("acknowledged", True))
 
 
@@ -275,7 +313,24 @@ def _bulk_request(request: Any, codec: Any) -> Dict[str, Any]:
     return {type(request).__name__: norm.shape(fields, codec)}
 
 
-class BulkWriteOp(Op):
+def _bulk_ops(target: Any, requests: List[Any]) -> Optional[List[Any]]:
+    """The op documents PyMongo builds from ``requests`` (what a BulkWriteError's ``op`` holds),
+    built by PyMongo's own bulk class so they match live exactly; None if that is not possible."""
+    try:
+        try:  # PyMongo 4.9+
+            from pymongo.synchronous.bulk import _Bulk
+        except ImportError:  # PyMongo 4.6-4.8
+            from pymongo.bulk import _Bulk  # type: ignore[no-redef]
+        bulk = _Bulk(target, True, None)
+        for request in requests:
+            request._add_to_bulk(bulk)
+        return [op for _, op in bulk.ops]
+    except Exception as exc:  # a PyMongo without these internals: the stored op is used
+        logger.debug("timetracer: bulk operations could not be rebuilt: %s", exc)
+        return None
+
+
+class BulkWriteOp(WriteOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         # PyMongo takes only a list here: anything else is passed on for PyMongo to refuse.
         requests = args[0] if args else kwargs.get("requests")
@@ -300,7 +355,7 @@ class BulkWriteOp(Op):
         ]
         raw = result.bulk_api_result if result.acknowledged else None
         return {
-            "bulk_api_result": None if raw is None else _value(raw, DEFAULT_CODEC_OPTIONS),
+            "bulk_api_result": None if raw is None else _value(raw, _codec(target)),
             "acknowledged": result.acknowledged,
             "inserted_ids": inserted,
         }
@@ -312,8 +367,11 @@ class BulkWriteOp(Op):
             if type(request).__name__ == "InsertOne":
                 _assign_id(getattr(request, "_doc", None), next(recorded, None))
         raw = data.get("bulk_api_result")
-        bulk = {} if raw is None else decode_value(raw, DEFAULT_CODEC_OPTIONS)
+        bulk = {} if raw is None else decode_value(raw, write_reply_codec(target))
         return pm_results.BulkWriteResult(bulk, data.get("acknowledged", True))
+
+    def error_ops(self, target: Any, call: Call) -> Optional[List[Any]]:
+        return _bulk_ops(target, call.extra)
 
 
 class AggregateOp(Op):
@@ -398,14 +456,16 @@ def _replay(op: Op, session: Session, target: Any, call: Call, event: Dict[str, 
     result = event["result"]
     if isinstance(op, AggregateOp):
         if result.get("error") and not (result.get("body") or {}).get("data"):
-            raise recorded_error(session, event)
+            raise recorded_error(session, event, op.reply_codec(target, call))
         return guard(session, event, "result.body.data", TracedCommandCursor.replayed, target, event, session)
     if result.get("error"):
         try:
             _assign_error_ids(op, target, result, call)
         except Exception as exc:  # the recorded error is what the app must see
             logger.debug("timetracer: ids of a replayed failed %s not assigned: %s", op.name, exc)
-        raise recorded_error(session, event)
+        raise recorded_error(
+            session, event, op.reply_codec(target, call), ops=lambda: op.error_ops(target, call)
+        )
     if norm.has_unencodable(call.norm):
         raise session.replayer.miss(
             f"{op.method} on {call.url} has an argument that cannot be stored (see "
@@ -440,7 +500,11 @@ def _end_with_error(
 ) -> None:
     """Close the event of a call PyMongo failed, server or client side; never raises."""
     error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-    error_result["error"] = capture_error_safely(exc)
+    try:
+        codec: Any = op.encode_codec(target, call)
+    except Exception:
+        codec = None
+    error_result["error"] = capture_error_safely(exc, codec)
     try:
         ids = _ids_after_error(op, target, call)
         if ids is not None:
@@ -458,6 +522,8 @@ def _inserted_documents(op: Op, call: Call) -> Optional[List[Any]]:
         return [call.args[0] if call.args else call.kwargs.get("document")]
     if isinstance(op, InsertManyOp):
         return list(call.extra or [])
+    if isinstance(op, BulkWriteOp):
+        return [getattr(r, "_doc", None) for r in call.extra or [] if type(r).__name__ == "InsertOne"]
     return None
 
 
@@ -467,7 +533,13 @@ def _ids_after_error(op: Op, target: Any, call: Call) -> Optional[List[Any]]:
     if documents is None:
         return None
     codec = _codec(target)
-    return [_value(d.get("_id"), codec) if isinstance(d, Mapping) else None for d in documents]
+    ids: List[Any] = []
+    for document in documents:
+        try:  # an id the client itself could not encode (why the call failed) is not stored
+            ids.append(_value(document.get("_id"), codec) if isinstance(document, Mapping) else None)
+        except Exception:
+            ids.append(None)
+    return ids
 
 
 def _assign_error_ids(op: Op, target: Any, result: Dict[str, Any], call: Call) -> None:

@@ -4,6 +4,11 @@ Values are stored relaxed (plain numbers and strings stay plain, as in the spec'
 exact markers where relaxed would lose the type (``Int64`` keeps ``$numberLong``, non-finite floats
 keep ``$numberDouble``). On replay, values go back through BSON and are decoded with the *live*
 codec options, so the app gets exactly the types its client would have produced.
+
+A type marker is an object whose *first* key is one of :data:`MARKERS`. A user's own document
+that starts with such a key (``{"$oid": "x"}``, ``{"$numberLong": "5"}``) is stored escaped, as
+``{"$tt_literal": {...}}``: its keys are taken literally, its values are Extended JSON as usual
+(schema_version 1.1; 1.0 cassettes had no escape and read as before).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any, Dict, List, Tuple
 import bson
 from bson import json_util
 from bson.binary import UuidRepresentation
+from bson.code import Code
 from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.dbref import DBRef
 from bson.int64 import Int64
 from bson.raw_bson import RawBSONDocument
 
@@ -50,6 +57,35 @@ REPLAY_ENCODE_CODEC = CodecOptions(tz_aware=True, uuid_representation=UuidRepres
 
 _PLAIN = frozenset({str, bool, type(None), int})
 
+# The key that wraps a user document whose first key would read as a type marker.
+LITERAL = "$tt_literal"
+# Keys that make an object a type marker when they come first: what this module writes, plus the
+# other canonical Extended JSON markers a person may write by hand. ``$regex`` is not one (it is
+# also a query operator, and the legacy regex form is never written), so ``{"$regex": ...}``
+# filters are stored as they are.
+MARKERS = frozenset(
+    {
+        "$oid",
+        "$date",
+        "$numberLong",
+        "$numberDouble",
+        "$numberDecimal",
+        "$numberInt",
+        "$binary",
+        "$uuid",
+        "$regularExpression",
+        "$timestamp",
+        "$minKey",
+        "$maxKey",
+        "$code",
+        "$ref",
+        "$symbol",
+        "$dbPointer",
+        "$undefined",
+    }
+)
+_ESCAPED = MARKERS | {LITERAL}
+
 
 def to_ejson(value: Any) -> Any:
     """Convert a Python/BSON value into JSON-ready Extended JSON (relaxed, exact where needed)."""
@@ -74,8 +110,32 @@ def to_ejson(value: Any) -> Any:
         return _dict_to_ejson(value)
     if isinstance(value, (list, tuple)):
         return [to_ejson(v) for v in value]
+    if isinstance(value, DBRef):
+        ref: Dict[str, Any] = {"$ref": value.collection, "$id": to_ejson(value.id)}
+        if value.database is not None:
+            ref["$db"] = value.database
+        for key, item in _dbref_extras(value).items():
+            ref[str(key)] = to_ejson(item)
+        return ref
+    if isinstance(value, Code):
+        code: Dict[str, Any] = {"$code": str(value)}
+        if value.scope is not None:
+            code["$scope"] = to_ejson(value.scope)
+        return code
     converted = json_util.default(value, json_options=JSON_OPTIONS)
-    return to_ejson(converted) if isinstance(converted, Mapping) else converted
+    return _json_ready(converted) if isinstance(converted, Mapping) else converted
+
+
+def _json_ready(marker: Any) -> Any:
+    # A marker made by json_util (its parts are plain JSON, in SON on old PyMongo): copied as is.
+    if isinstance(marker, Mapping):
+        return {key: _json_ready(item) for key, item in marker.items()}
+    return marker
+
+
+def _dbref_extras(value: DBRef) -> Mapping[str, Any]:
+    extras = value.as_doc()
+    return {k: v for k, v in extras.items() if k not in ("$ref", "$id", "$db")}
 
 
 def _datetime_to_ejson(value: datetime.datetime) -> Any:
@@ -94,6 +154,8 @@ def _dict_to_ejson(mapping: Mapping[Any, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for key, item in mapping.items():
         out[key if type(key) is str else str(key)] = item if type(item) in _PLAIN else to_ejson(item)
+    if out and next(iter(out)) in _ESCAPED:
+        return {LITERAL: out}
     return out
 
 
@@ -101,16 +163,21 @@ def from_ejson(value: Any) -> Any:
     """Rebuild BSON types from Extended JSON (the inverse of :func:`to_ejson`)."""
     kind = type(value)
     if kind is dict:
+        if len(value) == 1 and LITERAL in value and type(value[LITERAL]) is dict:
+            # An escaped user document: its keys are literal, only its values are decoded.
+            return {key: from_ejson(item) for key, item in value[LITERAL].items()}
         out = {}
         for key, item in value.items():
             sub = type(item)
             out[key] = from_ejson(item) if sub is dict or sub is list else item
-        if out and next(iter(out))[:1] == "$":
-            date = out.get("$date")
-            if type(date) is str and len(out) == 1 and len(date) in (20, 24) and date[-1] == "Z":
-                # What _datetime_to_ejson writes, read back without json_util's general parser.
-                return datetime.datetime.fromisoformat(date[:-1]).replace(tzinfo=datetime.timezone.utc)
-            return json_util.object_hook(out, json_options=READ_JSON_OPTIONS)
+        if out:
+            first = next(iter(out))
+            if first in MARKERS:
+                date = out.get("$date")
+                if type(date) is str and len(out) == 1 and len(date) in (20, 24) and date[-1] == "Z":
+                    # What _datetime_to_ejson writes, read back without json_util's general parser.
+                    return datetime.datetime.fromisoformat(date[:-1]).replace(tzinfo=datetime.timezone.utc)
+                return json_util.object_hook(out, json_options=READ_JSON_OPTIONS)
         return out
     if kind is list:
         return [from_ejson(v) if type(v) is dict or type(v) is list else v for v in value]
@@ -147,6 +214,30 @@ def _decodes_plainly(codec_options: CodecOptions) -> bool:
     return known
 
 
+# (id(codec options), write) -> (the options, the reply options); held so an id is not reused.
+_replies: Dict[Tuple[int, bool], Tuple[CodecOptions, CodecOptions]] = {}
+
+
+def reply_codec(codec_options: CodecOptions, *, write: bool = False) -> CodecOptions:
+    """The options PyMongo decodes a command reply's own fields with (an error's details, a write
+    result), as opposed to the documents it returns: the type registry's decoders are not applied;
+    write replies always have dict documents and replace bad UTF-8
+    (``Collection._write_response_codec_options``)."""
+    key = (id(codec_options), write)
+    hit = _replies.get(key)
+    if hit is not None and hit[0] is codec_options:
+        return hit[1]
+    options: Dict[str, Any] = {"type_registry": None}
+    if write:
+        options["document_class"] = dict
+        options["unicode_decode_error_handler"] = "replace"
+    reply = codec_options.with_options(**options)
+    if len(_replies) > 256:
+        _replies.clear()
+    _replies[key] = (codec_options, reply)
+    return reply
+
+
 def capture_document(document: Any, codec_options: CodecOptions) -> Any:
     """A snapshot of a document the app received, taken before the app can change it.
 
@@ -167,7 +258,18 @@ def snapshot(document: Any, codec_options: CodecOptions) -> bytes:
     """BSON bytes of a document as it is now (the app may change it later)."""
     if isinstance(document, RawBSONDocument):
         return bytes(document.raw)
-    return bson.encode(document, codec_options=codec_options)
+    return encode_in_order(document, codec_options)
+
+
+def encode_in_order(document: Any, codec_options: CodecOptions) -> bytes:
+    """BSON bytes of a document with its keys in its own order.
+
+    ``bson.encode`` writes a top-level ``_id`` first; a document the server returned with ``_id``
+    elsewhere (after ``$project``, ``$replaceRoot``...) must keep its order, so the document is
+    encoded nested (where nothing moves) and cut out: a 4-byte length, the type byte and the
+    empty key ``""`` (1 byte) precede it, and the outer document's closing byte follows.
+    """
+    return bson.encode({"": document}, codec_options=codec_options)[6:-1]
 
 
 def snapshot_value(value: Any, codec_options: CodecOptions) -> bytes:
@@ -182,7 +284,7 @@ def raw_to_ejson(raw: bytes) -> Any:
 
 def encode_stored(document: Any) -> bytes:
     """BSON bytes of a stored (Extended JSON) document, ready for a live decode."""
-    return bson.encode(from_ejson(document), codec_options=REPLAY_ENCODE_CODEC)
+    return encode_in_order(from_ejson(document), REPLAY_ENCODE_CODEC)
 
 
 # Stored documents are turned into BSON once per loaded cassette (cassettes are parsed once and
