@@ -205,6 +205,18 @@ class TracedCursor(Cursor):
     # -- record ------------------------------------------------------------------------------
 
     def _tt_record(self, session: Session) -> int:
+        state = self._tt_open(session)
+        try:
+            count = super()._refresh()
+        except Exception as exc:
+            state.failed = capture_error(exc)
+            raise
+        return self._tt_refreshed(state, count)
+
+    # The two halves of a recorded fetch around the driver's own ``_refresh`` (shared with the
+    # async cursor, which awaits it in between).
+
+    def _tt_open(self, session: Session) -> _State:
         state = self._tt_state
         if state is None:
             args = _find_arguments(self)
@@ -212,11 +224,9 @@ class TracedCursor(Cursor):
             signature = signature_for(method, self.collection.full_name, args, hashed=False)
             state = self._tt_state = _State(session, session.start_event(signature, args))
             session.on_finish(state.finish)
-        try:
-            count = super()._refresh()
-        except Exception as exc:
-            state.failed = capture_error(exc)
-            raise
+        return state
+
+    def _tt_refreshed(self, state: _State, count: int) -> int:
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
         if count == 0 and state.server_done:
             state.exhausted = True
@@ -317,11 +327,20 @@ class TracedCommandCursor(CommandCursor):
                 if state is not None:
                     state.failed = capture_error(exc)
                 raise
-            if state is not None:
-                state.server_done = not COMMAND_CURSOR.get(self, "id")
-                if count == 0 and state.server_done:
-                    state.exhausted = True
-            return count
+            return self._tt_refreshed(count)
+        return self._tt_replay_refresh(state)
+
+    # Shared with the async command cursor (which awaits the driver's ``_refresh`` itself).
+
+    def _tt_refreshed(self, count: int) -> int:
+        state = self._tt_state
+        if state is not None:
+            state.server_done = not COMMAND_CURSOR.get(self, "id")
+            if count == 0 and state.server_done:
+                state.exhausted = True
+        return count
+
+    def _tt_replay_refresh(self, state: _State) -> int:
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
             return len(data)

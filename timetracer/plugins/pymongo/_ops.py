@@ -326,6 +326,103 @@ class AggregateOp(Op):
         return super().prepare(target, args, kwargs)
 
 
+# What :func:`start` returns for a recorded call whose arguments could not be read: the shell
+# calls the driver untouched.
+PASS = object()
+
+
+class Recording:
+    """A call being recorded: the driver call runs between :func:`start` and :meth:`succeeded`
+    (or :meth:`failed`). Knows nothing of how the driver is called (sync, awaited, on a thread).
+
+    :param cursors: the traced command cursor class of the driver flavour (sync or async).
+    """
+
+    __slots__ = ("call", "cursors", "event", "op", "session", "target")
+
+    def __init__(self, op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any], cursors: Any):
+        self.op = op
+        self.session = session
+        self.target = target
+        self.call = call
+        self.event = event
+        self.cursors = cursors
+
+    def succeeded(self, result: Any) -> Any:
+        """Store the result of the driver call; returns what the app gets (a traced cursor for
+        aggregate, else ``result`` itself)."""
+        op, call, session, event = self.op, self.call, self.session, self.event
+        if isinstance(op, AggregateOp):
+            return self.cursors.recording(result, session, event)
+        try:
+            data = op.capture(self.target, result, call)
+            session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
+        except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
+            logger.warning("timetracer: result of %s on %s could not be stored: %s", op.method, call.url, exc)
+            session.end_event(event, {"status": 0, "body": {"captured": False, "data": None, "reason": str(exc)}})
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """Store the exception the driver call raised (the shell re-raises it)."""
+        error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
+        error_result["error"] = capture_error(exc)
+        ids = _ids_after_error(self.op, self.target, self.call)
+        if ids is not None:
+            error_result["assigned_ids"] = ids
+        self.session.end_event(self.event, error_result)
+
+
+def start(
+    op: Op,
+    session: Session,
+    target: Any,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+    cursors: Any = TracedCommandCursor,
+) -> Tuple[Optional[Recording], Any]:
+    """Begin one call of ``op`` made while ``session`` is active.
+
+    Returns ``(recording, None)`` when the driver must now be called with ``recording.call.args``
+    and ``recording.call.kwargs``; ``(None, value)`` when replay answered the call (``value``) or
+    raised its recorded error; ``(None, PASS)`` when the call cannot be recorded and goes on
+    untouched. ``cursors`` is the traced command cursor class of the driver flavour.
+    """
+    try:
+        call = op.prepare(target, args, kwargs)
+        signature = signature_for(op.method, call.url, call.norm, hashed=session.replaying)
+    except Exception as exc:
+        if session.replaying:
+            raise
+        logger.warning("timetracer: %s call not recorded, arguments could not be read: %s", op.name, exc)
+        return None, PASS
+
+    if session.replaying:
+        return None, _replayed(op, session, target, call, signature, cursors)
+    event = session.start_event(signature, call.norm)
+    return Recording(op, session, target, call, event, cursors), None
+
+
+def _replayed(op: Op, session: Session, target: Any, call: Call, signature: Dict[str, Any], cursors: Any) -> Any:
+    assert session.replayer is not None
+    event = session.replayer.match(signature, call.norm)
+    result = event["result"]
+    if isinstance(op, AggregateOp):
+        if result.get("error") and not (result.get("body") or {}).get("data"):
+            raise rebuild_error(result["error"])
+        return cursors.replayed(target, event, session)
+    if result.get("error"):
+        _assign_error_ids(op, target, result, call)
+        raise rebuild_error(result["error"])
+    body = result.get("body") or {}
+    if not body.get("captured", False):
+        raise ReplayMismatchError(
+            f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
+            f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
+        )
+    call.body = body
+    return op.replay(target, body.get("data"), call)
+
+
 def run(
     op: Op,
     session: Session,
@@ -334,62 +431,23 @@ def run(
     args: Tuple[Any, ...],
     kwargs: Dict[str, Any],
 ) -> Any:
-    """Record or replay one call of ``op`` made while ``session`` is active."""
-    try:
-        call = op.prepare(target, args, kwargs)
-        signature = signature_for(op.method, call.url, call.norm, hashed=session.replaying)
-    except Exception as exc:
-        if session.replaying:
-            raise
-        logger.warning("timetracer: %s call not recorded, arguments could not be read: %s", op.name, exc)
-        return original(target, *args, **kwargs)
-
-    if session.replaying:
-        assert session.replayer is not None
-        event = session.replayer.match(signature, call.norm)
-        result = event["result"]
-        if isinstance(op, AggregateOp):
-            if result.get("error") and not (result.get("body") or {}).get("data"):
-                raise rebuild_error(result["error"])
-            return TracedCommandCursor.replayed(target, event, session)
-        if result.get("error"):
-            _assign_error_ids(op, target, result, call)
-            raise rebuild_error(result["error"])
-        body = result.get("body") or {}
-        if not body.get("captured", False):
-            raise ReplayMismatchError(
-                f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
-                f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
-            )
-        call.body = body
-        return op.replay(target, body.get("data"), call)
-
-    event = session.start_event(signature, call.norm)
+    """Record or replay one call of ``op`` made while ``session`` is active (the sync shell;
+    ``_async.arun`` is its awaited twin)."""
+    recording, value = start(op, session, target, args, kwargs)
+    if recording is None:
+        return original(target, *args, **kwargs) if value is PASS else value
     token = _inside.set(True)
     try:
-        result = original(target, *call.args, **call.kwargs)
+        result = original(target, *recording.call.args, **recording.call.kwargs)
     except Exception as exc:
         _inside.reset(token)
-        error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-        error_result["error"] = capture_error(exc)
-        ids = _ids_after_error(op, target, call)
-        if ids is not None:
-            error_result["assigned_ids"] = ids
-        session.end_event(event, error_result)
+        recording.failed(exc)
         raise
     except BaseException:
         _inside.reset(token)
         raise
     _inside.reset(token)
-    if isinstance(op, AggregateOp):
-        return TracedCommandCursor.recording(result, session, event)
-    try:
-        data = op.capture(target, result, call)
-        session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
-    except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
-        logger.warning("timetracer: result of %s on %s could not be stored: %s", op.method, call.url, exc)
-        session.end_event(event, {"status": 0, "body": {"captured": False, "data": None, "reason": str(exc)}})
-    return result
+    return recording.succeeded(result)
 
 
 def _inserted_documents(op: Op, call: Call) -> Optional[List[Any]]:
