@@ -17,7 +17,10 @@ from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import pymongo
 import pytest
-from bson import Decimal128, Int64, ObjectId
+from bson import SON, Decimal128, Int64, ObjectId
+from bson.binary import Binary, UuidRepresentation
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 
 from timetracer.plugins import disable_motor, enable_motor
@@ -163,10 +166,27 @@ async def reads(db: Any) -> Dict[str, Any]:
             ("estimated", lambda: items.estimated_document_count()),
             ("distinct", lambda: items.distinct("in_stock")),
             ("types", lambda: db.types.find_one({"_id": 1})),
+            ("types_live_codecs", lambda: db.types.with_options(codec_options=CODECS).find_one({"_id": 1})),
+            ("raw_documents", lambda: _raw(db.types.with_options(codec_options=RAW).find({}).to_list(None))),
+            ("codec_aggregate", lambda: _to_list(db.types.with_options(codec_options=CODECS).aggregate([]))),
             ("command", lambda: db.command({"count": "items", "query": {"in_stock": True}})),
             ("names", lambda: _sorted(db.list_collection_names())),
         ]
     )
+
+
+# Live codec options the replayed values must be decoded with: aware datetimes, SON, UUIDs.
+CODECS = CodecOptions(
+    document_class=SON,
+    tz_aware=True,
+    tzinfo=datetime.timezone.utc,
+    uuid_representation=UuidRepresentation.STANDARD,
+)
+RAW = CodecOptions(document_class=RawBSONDocument)
+
+
+async def _raw(value: Awaitable[List[Any]]) -> Any:
+    return [(type(doc).__name__, doc.raw) for doc in await value]
 
 
 async def _to_list(value: Any) -> Any:
@@ -249,6 +269,7 @@ def seed(db: Any) -> None:
             "big": Int64(2**40),
             "dec": Decimal128("1.10"),
             "uid": uuid.UUID("12345678-1234-5678-1234-567812345678").bytes,
+            "std_uuid": Binary.from_uuid(uuid.UUID("87654321-4321-8765-4321-876543218765")),
             "nested": {"z": 1, "a": [1, 2.5, None, True]},
         }
     )
@@ -291,7 +312,14 @@ def test_live_record_replay_agree(
     assert snapshot(replayed) == snapshot(recorded)
     assert snapshot(recorded, ids=False, db=recorded_db) == snapshot(live, ids=False, db=live_db)
     assert session.replayer is not None and not session.replayer.unused()
-    assert any(isinstance(v, dict) and "raised" in v for v in recorded.values()) or scenario is reads
+    raised = [name for name, value in recorded.items() if isinstance(value, dict) and "raised" in value]
+    if scenario is reads:  # every read succeeds, and with the live codec options
+        assert raised == []
+        assert type(recorded["types_live_codecs"]) is SON
+        assert recorded["types_live_codecs"]["when"].tzinfo is not None
+        assert recorded["raw_documents"][0][0] == "RawBSONDocument"
+    else:
+        assert raised == ["duplicate", "bulk_error", "bad_query", "bad_pipeline", "bad_command"]
 
 
 def test_a_cassette_replays_through_every_driver(
