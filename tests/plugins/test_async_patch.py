@@ -201,3 +201,10 @@ def test_replay_refuses_unsupported_async_client_calls_without_reaching_the_serv
     with tape.replay():
         asyncio.run(asyncio.wait_for(main(), 10))
     blackhole.assert_untouched()
+
+
+def test_enable_motor_without_motor_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "motor.motor_asyncio", None)  # an import of it now fails
+    with pytest.raises(ImportError, match=r"pip install 'timetracer\[motor\]'"):
+        enable_motor()
+    assert not motor_plugin.is_enabled()

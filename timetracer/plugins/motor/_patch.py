@@ -110,7 +110,13 @@ def _set(cls: type, name: str, value: Any) -> None:
 
 def _motor_classes() -> Dict[type, List[type]]:
     """Motor's framework classes (asyncio, and Tornado if imported), by their agnostic class."""
-    import motor.motor_asyncio  # noqa: F401 - creates the asyncio classes
+    try:
+        import motor.motor_asyncio  # noqa: F401 - creates the asyncio classes
+    except ImportError as exc:
+        raise ImportError(
+            f"enable_motor() needs Motor, which cannot be imported ({exc}); "
+            "install it with: pip install 'timetracer[motor]'"
+        ) from exc
     from motor import core, metaprogramming
 
     wanted = (
@@ -130,13 +136,13 @@ def _motor_classes() -> Dict[type, List[type]]:
 
 def enable() -> None:
     """Install the Motor wrappers (and the PyMongo plugin Motor runs on). Idempotent."""
+    classes = _motor_classes()
     from motor import core
 
     pymongo_patch.enable()
     with pymongo_patch._lock:
         if _installed:
             return
-        classes = _motor_classes()
         table = pymongo_patch._ops_table()
         aggregate = next(op for cls, name, op in table if name == "aggregate")
         for cls, name, op in table:
