@@ -41,6 +41,23 @@ def _unwrap_session(value: Any) -> Any:
     return value.delegate if type(value).__name__.endswith("MotorClientSession") else value
 
 
+def _run(motor_object: Any, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Motor's way of calling PyMongo: on its executor, in a copy of this context. In replay there
+    is no I/O to wait for, so the answer is computed here and handed back as a done future (no
+    thread hop, no executor thread)."""
+    loop = motor_object.get_io_loop()
+    framework = motor_object._framework
+    session = context.current()
+    if session is None or not session.replaying:
+        return framework.run_on_executor(loop, function, *args, **kwargs)
+    future = framework.get_future(loop)
+    try:
+        future.set_result(function(*args, **kwargs))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 def _method(op: _ops.Op, motor_method: Callable[..., Any]) -> Callable[..., Any]:
     """A Motor method running the PyMongo plugin's wrapper of the original PyMongo function."""
     traced = pymongo_patch._wrap(op, _pymongo_function(motor_method))
@@ -52,8 +69,7 @@ def _method(op: _ops.Op, motor_method: Callable[..., Any]) -> Callable[..., Any]
             return motor_method(self, *args, **kwargs)
         args = tuple(_unwrap_session(a) for a in args)
         kwargs = {k: _unwrap_session(v) for k, v in kwargs.items()}
-        # Motor's own way of calling PyMongo: on its executor, in a copy of this context.
-        return self._framework.run_on_executor(self.get_io_loop(), traced, self.delegate, *args, **kwargs)
+        return _run(self, traced, self.delegate, *args, **kwargs)
 
     return method
 
@@ -66,7 +82,7 @@ def _refresh(motor_refresh: Callable[..., Any]) -> Callable[..., Any]:
         delegate = self.delegate
         if not isinstance(delegate, _TRACED):
             return motor_refresh(self)
-        return self._framework.run_on_executor(self.get_io_loop(), type(delegate)._refresh, delegate)
+        return _run(self, type(delegate)._refresh, delegate)
 
     return method
 
