@@ -380,3 +380,88 @@ def test_starlette_add_middleware_records_and_replays(
         assert after.content == before.content
         assert after.headers["x-timetracer-replay"] == "identical"
     assert [s.recording for s in seen] == [True, False]
+
+
+# -- a real server --------------------------------------------------------------------------
+
+PLAIN_APP = """
+from timetracer.asgi import TimeTracerMiddleware
+
+
+async def chunked(scope, receive, send):
+    if scope["type"] != "http":  # uvicorn's lifespan: answered by the app itself, untouched
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for part in (b"one;", b"two;", b"three;"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+app = TimeTracerMiddleware(chunked)
+"""
+
+
+def test_a_plain_asgi_callable_under_uvicorn(tmp_path: Path) -> None:
+    """Record and replay a chunked response through a real uvicorn process; the cassette is on
+    disk as soon as the client has the response."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("uvicorn")
+    (tmp_path / "plain_app.py").write_text(PLAIN_APP)
+    repo = Path(__file__).resolve().parent.parent
+
+    def serve(mode: str) -> Any:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETRACER_")}
+        env.update(PYTHONPATH=str(repo), TIMETRACER_MODE=mode, TIMETRACER_CASSETTE_DIR=str(tmp_path / "c"))
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "plain_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        log = tmp_path / f"{mode}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        return process, f"http://127.0.0.1:{port}/items/1"
+
+    process, url = serve("record")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            recorded = reply.read()
+        assert (tmp_path / "c" / "GET__items_1.json").exists()  # no waiting: written before the last chunk
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert recorded == b"one;two;three;"
+    assert read_cassette(tmp_path / "c" / "GET__items_1.json")["response"]["body"]["data"] == "one;two;three;"
+
+    process, url = serve("replay")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            assert reply.read() == recorded
+            assert reply.headers["x-timetracer-replay"] == "identical"
+    finally:
+        process.terminate()
+        process.wait(10)
