@@ -465,3 +465,11 @@ def test_a_plain_asgi_callable_under_uvicorn(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_applied_twice_the_outer_middleware_owns_the_request(cassettes: Path) -> None:
+    seen: List[Any] = []
+    inner = TimeTracerMiddleware(json_app(seen=seen), make_config(cassettes / "inner"))
+    scope = Server().call(TimeTracerMiddleware(inner, make_config(cassettes)))
+    assert seen == [scope[SESSION_KEY]] * 2
+    assert sorted(p.name for p in cassettes.iterdir()) == ["GET__users_123.json"]

@@ -22,7 +22,7 @@ from timetracer._lifecycle import (
     replay_failure_text,
 )
 from timetracer.config import Mode, TraceConfig
-from timetracer.context import activate, deactivate
+from timetracer.context import activate, active_session, deactivate
 from timetracer.errors import TimeTracerError
 
 __all__ = ["REPLAY_HEADER", "SESSION_KEY", "TimeTracerMiddleware"]
@@ -108,7 +108,9 @@ class TimeTracerMiddleware(RequestLifecycle):
         self._off = self.config.mode is Mode.OFF
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._off or scope.get("type") != "http":
+        # Applied twice (add_middleware and a wrapper, or around an app that has its own), the
+        # outer layer owns the request: an inner one passes it on untouched.
+        if self._off or scope.get("type") != "http" or active_session() is not None:
             await self.app(scope, receive, send)
             return
         method = scope.get("method") or "GET"
