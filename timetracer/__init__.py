@@ -1,8 +1,8 @@
 """Timetracer: record the MongoDB calls an app makes, replay them with no database.
 
-The public surface is small: :class:`TraceConfig` for settings, the WSGI middleware in
-:mod:`timetracer.wsgi`, framework adapters in :mod:`timetracer.integrations`, and the
-PyMongo plugin in :mod:`timetracer.plugins`.
+The public surface is small: :class:`TraceConfig` for settings, the WSGI and ASGI middlewares in
+:mod:`timetracer.wsgi` and :mod:`timetracer.asgi`, framework adapters in
+:mod:`timetracer.integrations`, and the PyMongo and Motor plugins in :mod:`timetracer.plugins`.
 """
 
 from __future__ import annotations

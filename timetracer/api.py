@@ -7,12 +7,16 @@ Both are context managers and decorators::
 
     with timetracer.replay("cassettes/nightly_job.json"):  # PyMongo calls answered from it
         run_job()
+
+Around ``asyncio.run(...)``, as ``async with`` inside a coroutine, or decorating an ``async def``
+they work the same (Motor and ``AsyncMongoClient`` calls, and tasks the block starts, included).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union
@@ -106,7 +110,25 @@ class _Scope(contextlib.ContextDecorator):
         context.deactivate(token)
         self._close(session, exc)
 
+    # ``async with`` works the same: entering and leaving do no I/O the event loop would wait on
+    # but the cassette write on exit; the session lives in the running task's context, so tasks
+    # the block creates see it.
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
     def __call__(self, func: F) -> F:  # a fresh scope per call, so decorated code can recurse
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                with self._copy():
+                    return await func(*args, **kwargs)
+
+            return awaited  # type: ignore[return-value]
+
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
             with self._copy():

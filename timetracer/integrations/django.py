@@ -5,23 +5,32 @@ settings are the ``TIMETRACER_*`` environment variables, overridden by an option
 dict in the Django settings whose keys are :class:`~timetracer.config.TraceConfig` fields
 (``TIMETRACER = {"mode": "record", "cassette_dir": BASE_DIR / "cassettes"}``), read once at startup.
 The request lifecycle is the one of :mod:`timetracer.wsgi`; the session is put into
-``request.META["timetracer.session"]``.
+``request.META["timetracer.session"]``. Under ASGI the middleware runs async (async views are
+awaited with the session active, no thread hop); under WSGI it runs sync.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Iterator, List, Mapping, Optional, Tuple
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseServerError
 from django.http.response import HttpResponseBase  # not re-exported by django.http before 4.0
 
 from timetracer._body import Body, capture_body
-from timetracer._lifecycle import REPLAY_HEADER, SESSION_KEY, RequestLifecycle, replay_failure_text
+from timetracer._lifecycle import (
+    REPLAY_HEADER,
+    SESSION_KEY,
+    RequestLifecycle,
+    RequestTrace,
+    replay_failure_text,
+)
 from timetracer._request import wsgi_text
 from timetracer._response import TracedIterable
 from timetracer.config import Mode, TraceConfig
+from timetracer.context import activate, deactivate
 from timetracer.errors import TimeTracerError
 
 SETTINGS_NAME = "TIMETRACER"
@@ -78,7 +87,7 @@ class TimeTracerMiddleware(RequestLifecycle):
     """
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         config = config_from_settings()
@@ -86,19 +95,61 @@ class TimeTracerMiddleware(RequestLifecycle):
             raise MiddlewareNotUsed("timetracer is off (set TIMETRACER_MODE or settings.TIMETRACER)")
         super().__init__(config)
         self.get_response = get_response
+        # Under ASGI, Django hands an async get_response to an async-capable middleware: this
+        # middleware is then a coroutine function too (no thread hop for async views).
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        meta = request.META
-        method = request.method or "GET"
-        try:
-            query = wsgi_text(meta.get("QUERY_STRING", ""))
-            trace = self._begin(method, request.path_info, query, meta, _body_reader(request))
-        except TimeTracerError as exc:
-            return HttpResponseServerError(replay_failure_text(exc), content_type="text/plain; charset=utf-8")
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self._acall(request)
+        trace, failure = self._start(request)
+        if failure is not None:
+            return failure
         if trace is None:
             return self.get_response(request)
-        meta[SESSION_KEY] = trace.session
         response = trace.run(self.get_response, request)
+        return self._respond(trace, response)
+
+    def _start(self, request: HttpRequest) -> Tuple[Optional[RequestTrace], Optional[HttpResponseBase]]:
+        """``(trace, None)`` for a traced request (its session put into ``request.META``),
+        ``(None, None)`` to let it pass, ``(None, 500 response)`` when its replay cannot start."""
+        meta = request.META
+        try:
+            query = wsgi_text(meta.get("QUERY_STRING", ""))
+            trace = self._begin(request.method or "GET", request.path_info, query, meta, _body_reader(request))
+        except TimeTracerError as exc:
+            failure = HttpResponseServerError(
+                replay_failure_text(exc), content_type="text/plain; charset=utf-8"
+            )
+            return None, failure
+        if trace is not None:
+            meta[SESSION_KEY] = trace.session
+        return trace, None
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        """The async twin of ``__call__``: the same lifecycle, the view awaited with the session active."""
+        trace, failure = self._start(request)
+        if failure is not None:
+            return failure
+        if trace is None:
+            return await self.get_response(request)  # type: ignore[misc, no-any-return]
+        token = activate(trace.session)
+        try:
+            response = await self.get_response(request)  # type: ignore[misc]
+        except BaseException as exc:
+            trace.fail(exc)
+            trace.finish()
+            raise
+        finally:
+            deactivate(token)
+        if response.streaming and getattr(response, "is_async", False):
+            return await _async_streaming(trace, response)
+        return self._respond(trace, response)
+
+    def _respond(self, trace: RequestTrace, response: HttpResponseBase) -> HttpResponseBase:
+        """Capture the response (wrap a streamed one) and finish, or add the replay verdict."""
         try:
             status_line = f"{response.status_code} {response.reason_phrase}"
             trace.capture.start(status_line, _response_headers(response))
@@ -130,3 +181,67 @@ class TimeTracerMiddleware(RequestLifecycle):
         if session is not None and session.error is None:
             session.record_error(exception)
         return None
+
+
+class _TracedAsyncContent:
+    """An async ``streaming_content`` run with its request's session active, finished exactly once
+    (at its end, on an error, or on ``aclose()``). A class, not an async generator: one closed
+    before its first step would never run its ``finally``."""
+
+    def __init__(self, content: AsyncIterator[bytes], trace: RequestTrace) -> None:
+        self._content = content.__aiter__()
+        self._trace = trace
+
+    def __aiter__(self) -> _TracedAsyncContent:
+        return self
+
+    async def __anext__(self) -> bytes:
+        trace = self._trace
+        token = activate(trace.session)
+        try:
+            chunk = await self._content.__anext__()
+        except StopAsyncIteration:
+            trace.finish()
+            raise
+        except BaseException as exc:
+            trace.fail(exc)
+            trace.finish()
+            raise
+        finally:
+            deactivate(token)
+        trace.capture.feed(
+            chunk if isinstance(chunk, (bytes, bytearray, memoryview)) else str(chunk).encode()
+        )
+        return chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._content, "aclose", None)
+        try:
+            if close is not None:
+                await close()
+        finally:
+            self._trace.finish()
+
+
+async def _async_streaming(trace: RequestTrace, response: Any) -> HttpResponseBase:
+    """An async streamed response: captured as it is sent, or (replay) read whole for the verdict."""
+    try:
+        trace.capture.start(f"{response.status_code} {response.reason_phrase}", _response_headers(response))
+    except Exception:  # never let capture change the response
+        trace.capture.status = None
+    traced = _TracedAsyncContent(response.streaming_content, trace)
+    if not trace.session.replaying:
+        response.streaming_content = traced
+        return response  # type: ignore[no-any-return]
+    try:
+        chunks = [chunk async for chunk in traced]
+    finally:
+        await traced.aclose()
+
+    async def replayed() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    response.streaming_content = replayed()
+    response[REPLAY_HEADER] = trace.report.verdict if trace.report is not None else "mismatch"
+    return response  # type: ignore[no-any-return]

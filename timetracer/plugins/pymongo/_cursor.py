@@ -313,6 +313,12 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
         if cursor._tt_state is not None:
             cursor._tt_state.exhausted = True
         raise
+    return took(cursor, doc)
+
+
+def took(cursor: Any, doc: Any) -> Any:
+    """The document the app gets for ``doc``, just taken from a traced cursor (sync or async):
+    a pending recorded document decoded now, or a read past the recording refused; recorded."""
     if type(doc) is int:
         doc = _decode_pending(cursor, doc)
     elif doc is _UNREAD:
@@ -399,6 +405,11 @@ def _read_past_end(cursor: Any) -> NoReturn:
 def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional[int]) -> bool:
     before = len(result)
     more: bool = base_batch(cursor, result, total)
+    return took_batch(cursor, result, before, more)
+
+
+def took_batch(cursor: Any, result: List[Any], before: int, more: bool) -> bool:
+    """:func:`took` for the documents a batch read (``to_list``) put into ``result`` from ``before``."""
     state = cursor._tt_state
     if state is not None and state.session.replaying:
         index = before
@@ -450,6 +461,23 @@ class TracedCursor(Cursor):
     # -- record ------------------------------------------------------------------------------
 
     def _tt_record(self, session: Session) -> int:
+        state = self._tt_open(session)
+        if state is None:  # not recorded: from now on an ordinary cursor, untouched
+            self.__class__ = Cursor
+            return Cursor._refresh(self)  # type: ignore[attr-defined,no-any-return]
+        fetches = CURSOR.get(self, "id") != 0  # else PyMongo only marks the cursor dead
+        try:
+            count = super()._refresh()
+        except Exception as exc:
+            state.failed = capture_error_safely(exc, self._tt_codec())
+            raise
+        return self._tt_refreshed(state, count, fetches)
+
+    # The two halves of a recorded fetch around the driver's own ``_refresh`` (shared with the
+    # async cursor, which awaits it in between).
+
+    def _tt_open(self, session: Session) -> Optional[_State]:
+        """The cursor's recording, its event started at the first fetch; None if it cannot be."""
         state = self._tt_state
         if state is None:
             try:
@@ -458,16 +486,12 @@ class TracedCursor(Cursor):
                 signature = signature_for(method, self.collection.full_name, args, hashed=False)
                 state = self._tt_state = _State(session, session.start_event(signature, args))
                 session.on_finish(state.finish)
-            except Exception as exc:  # not recorded: from now on an ordinary cursor, untouched
+            except Exception as exc:
                 capture_failed("the arguments of find", exc)
-                self.__class__ = Cursor
-                return Cursor._refresh(self)  # type: ignore[attr-defined,no-any-return]
-        fetches = CURSOR.get(self, "id") != 0  # else PyMongo only marks the cursor dead
-        try:
-            count = super()._refresh()
-        except Exception as exc:
-            state.failed = capture_error_safely(exc, self._tt_codec())
-            raise
+                return None
+        return state
+
+    def _tt_refreshed(self, state: _State, count: int, fetches: bool) -> int:
         if fetches:
             state.note_batch(self, CURSOR, count)
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
@@ -612,23 +636,34 @@ class TracedCommandCursor(CommandCursor):
     def _refresh(self) -> int:
         state = self._tt_state
         if state is None or state.session.recording:
-            fields = COMMAND_CURSOR
-            fetches = not (len(fields.get(self, "data")) or fields.get(self, "killed")) and fields.get(
-                self, "id"
-            )
+            fetches = self._tt_fetches()
             try:
                 count = super()._refresh()
             except Exception as exc:
                 if state is not None:
                     state.failed = capture_error_safely(exc, self._tt_codec())
                 raise
-            if state is not None:
-                if fetches:
-                    state.note_batch(self, fields, count)
-                state.server_done = not COMMAND_CURSOR.get(self, "id")
-                if count == 0 and state.server_done:
-                    state.exhausted = True
-            return count
+            return self._tt_refreshed(count, fetches)
+        return self._tt_replay_refresh(state)
+
+    # Shared with the async command cursor (which awaits the driver's ``_refresh`` itself).
+
+    def _tt_fetches(self) -> bool:
+        """Whether the next driver ``_refresh`` asks the server for a batch."""
+        fields = COMMAND_CURSOR
+        return not (len(fields.get(self, "data")) or fields.get(self, "killed")) and bool(fields.get(self, "id"))
+
+    def _tt_refreshed(self, count: int, fetches: bool) -> int:
+        state = self._tt_state
+        if state is not None:
+            if fetches:
+                state.note_batch(self, COMMAND_CURSOR, count)
+            state.server_done = not COMMAND_CURSOR.get(self, "id")
+            if count == 0 and state.server_done:
+                state.exhausted = True
+        return count
+
+    def _tt_replay_refresh(self, state: _State) -> int:
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
             return len(data)

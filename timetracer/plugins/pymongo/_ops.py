@@ -381,15 +381,74 @@ class AggregateOp(Op):
     """
 
 
-def run(
+class Pass:
+    """What :func:`start` returns for a call that is not recorded: the shell calls the driver
+    untouched, with these arguments (a generator argument has been read into a list already)."""
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+
+class Recording:
+    """A call being recorded: the driver call runs between :func:`start` and :meth:`succeeded`
+    (or :meth:`failed`). Knows nothing of how the driver is called (sync, awaited, on a thread).
+
+    :param cursors: the traced command cursor class of the driver flavour (sync or async).
+    """
+
+    __slots__ = ("call", "cursors", "event", "op", "session", "target")
+
+    def __init__(
+        self, op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any], cursors: Any
+    ) -> None:
+        self.op = op
+        self.session = session
+        self.target = target
+        self.call = call
+        self.event = event
+        self.cursors = cursors
+
+    def succeeded(self, result: Any) -> Any:
+        """Store the result of the driver call; returns what the app gets (a traced cursor for
+        aggregate, else ``result`` itself). Never raises."""
+        op, call, session, event = self.op, self.call, self.session, self.event
+        if isinstance(op, AggregateOp):
+            try:
+                return self.cursors.recording(result, session, event)
+            except Exception as exc:
+                capture_failed(f"the cursor of {op.name} on {call.url}", exc)
+                _end_uncaptured(session, event, exc)
+                return result
+        try:
+            data = op.capture(self.target, result, call)
+            session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
+        except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
+            capture_failed(f"the result of {op.name} on {call.url}", exc)
+            _end_uncaptured(session, event, exc)
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """Store the exception the driver call raised (the shell re-raises it). Never raises."""
+        _end_with_error(self.op, self.session, self.event, self.target, self.call, exc)
+
+
+def start(
     op: Op,
     session: Session,
-    original: Callable[..., Any],
     target: Any,
     args: Tuple[Any, ...],
     kwargs: Dict[str, Any],
-) -> Any:
-    """Record or replay one call of ``op`` made while ``session`` is active.
+    cursors: Any = TracedCommandCursor,
+) -> Tuple[Optional[Recording], Any]:
+    """Begin one call of ``op`` made while ``session`` is active.
+
+    Returns ``(recording, None)`` when the driver must now be called with ``recording.call.args``
+    and ``recording.call.kwargs``; ``(None, value)`` when replay answered the call (``value``) or
+    raises its recorded error; ``(None, Pass(...))`` when the call is not recorded and goes on
+    untouched. ``cursors`` is the traced command cursor class of the driver flavour.
 
     Recording is transparent: whatever fails in timetracer's own code is logged and the call goes
     on exactly as without timetracer; what PyMongo raises (server or client side) is recorded and
@@ -409,55 +468,62 @@ def run(
                 "a recording made the same way did not record it either"
             ) from exc
         capture_failed(f"the arguments of {op.name}", exc)
-        return original(target, *args, **kwargs)
+        return None, Pass(args, kwargs)
     if app_error is not None:
         raise app_error
 
     if session.replaying:
         assert session.replayer is not None
         event = guard(session, None, "signature", session.replayer.match, signature, call.norm)
-        return guard(session, event, "result", _replay, op, session, target, call, event)
+        return None, guard(session, event, "result", _replay, op, session, target, call, event, cursors)
 
     try:
         event = session.start_event(signature, call.norm)
     except Exception as exc:
         capture_failed(f"the call {op.name} on {call.url}", exc)
-        return original(target, *call.args, **call.kwargs)
+        return None, Pass(call.args, call.kwargs)
+    return Recording(op, session, target, call, event, cursors), None
+
+
+def run(
+    op: Op,
+    session: Session,
+    original: Callable[..., Any],
+    target: Any,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> Any:
+    """Record or replay one call of ``op`` made while ``session`` is active (the sync shell over
+    :func:`start`; ``_async.arun`` is its awaited twin)."""
+    recording, value = start(op, session, target, args, kwargs)
+    if recording is None:
+        if type(value) is Pass:
+            return original(target, *value.args, **value.kwargs)
+        return value
     token = _inside.set(True)
     try:
-        result = original(target, *call.args, **call.kwargs)
+        result = original(target, *recording.call.args, **recording.call.kwargs)
     except Exception as exc:
         _inside.reset(token)
-        _end_with_error(op, session, event, target, call, exc)
+        recording.failed(exc)
         raise
     except BaseException:
         _inside.reset(token)
         raise
     _inside.reset(token)
-    if isinstance(op, AggregateOp):
-        try:
-            return TracedCommandCursor.recording(result, session, event)
-        except Exception as exc:
-            capture_failed(f"the cursor of {op.name} on {call.url}", exc)
-            _end_uncaptured(session, event, exc)
-            return result
-    try:
-        data = op.capture(target, result, call)
-        session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
-    except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
-        capture_failed(f"the result of {op.name} on {call.url}", exc)
-        _end_uncaptured(session, event, exc)
-    return result
+    return recording.succeeded(result)
 
 
-def _replay(op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any]) -> Any:
+def _replay(
+    op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any], cursors: Any = TracedCommandCursor
+) -> Any:
     """The recorded outcome of a matched call: its value, or its error raised again."""
     assert session.replayer is not None
     result = event["result"]
     if isinstance(op, AggregateOp):
         if result.get("error") and not (result.get("body") or {}).get("data"):
             raise recorded_error(session, event, op.reply_codec(target, call))
-        return guard(session, event, "result.body.data", TracedCommandCursor.replayed, target, event, session)
+        return guard(session, event, "result.body.data", cursors.replayed, target, event, session)
     if result.get("error"):
         try:
             _assign_error_ids(op, target, result, call)

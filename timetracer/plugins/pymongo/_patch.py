@@ -74,7 +74,10 @@ _UNSUPPORTED: Dict[type, Tuple[str, ...]] = {
 }
 
 
-def _ops_table() -> List[Tuple[type, str, _ops.Op]]:
+def _ops_table(
+    Collection: type = Collection, Database: type = Database, Cursor: type = Cursor
+) -> List[Tuple[type, str, _ops.Op]]:
+    """The covered methods; the async plugin passes PyMongo's async classes (same signatures)."""
     cursor_binder = Binder(Cursor.__init__, skip=2)
 
     def b(cls: type, name: str) -> Binder:
@@ -135,7 +138,10 @@ def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _wrap_find(original: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_find(
+    original: Callable[..., Any], plain: type = Cursor, traced: type = TracedCursor
+) -> Callable[..., Any]:
+    """``find``: a ``plain`` cursor built while a session is active becomes a ``traced`` one."""
     get_active = _get_active
     inside = _ops._inside.get
 
@@ -149,8 +155,8 @@ def _wrap_find(original: Callable[..., Any]) -> Callable[..., Any]:
             if session is None:
                 return original(self, *args, **kwargs)
         cursor = original(self, *args, **kwargs)  # builds the cursor; no I/O until first fetch
-        if not inside() and type(cursor) is Cursor:
-            cursor.__class__ = TracedCursor
+        if not inside() and type(cursor) is plain:
+            cursor.__class__ = traced
             cursor._tt_session = session
         return cursor
 
@@ -312,6 +318,10 @@ def enable() -> None:
             for name in names:
                 _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
         _install(MongoClient, "__init__", _wrap_client_init)
+        # PyMongo's async API (AsyncMongoClient, 4.9+): the same operations, awaited.
+        from timetracer.plugins.pymongo import _async
+
+        _async.install(_install)
     _threads.install()
     add_cassette_check(warn_unreachable)
     # The guards below sit on PyMongo's own hot path (every operation selects a server), so a
@@ -327,6 +337,9 @@ def _install_replay_guards() -> None:
         _install(MongoClient, "_get_topology", _wrap_topology)
         _install(Topology, "_ensure_opened", _wrap_topology)
         _install(MongoClient, "_get_server_session", _wrap_server_session)  # PyMongo < 4.9 only
+        from timetracer.plugins.pymongo import _async
+
+        _async.install_guards(_install)
 
 
 def disable() -> None:
