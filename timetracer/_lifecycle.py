@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
+from timetracer._logging import ensure_visible, log_recorded
 from timetracer._response import REDACTED, ResponseCapture
 from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
 from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
@@ -34,6 +36,14 @@ REPLAY_HEADER = "X-Timetracer-Replay"
 _CONTENT_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 T = TypeVar("T")
+
+# Every middleware made in this process (``timetracer verify`` points them at each cassette).
+_instances: weakref.WeakSet[RequestLifecycle] = weakref.WeakSet()
+
+
+def installed_middlewares() -> List[RequestLifecycle]:
+    """The web middlewares (WSGI or Django) created in this process and still alive."""
+    return list(_instances)
 
 
 def request_headers(meta: Mapping[str, Any], redacted: frozenset[str]) -> Dict[str, str]:
@@ -145,8 +155,11 @@ class RequestLifecycle:
         suffixes += [c.suffix for c in Compression if c is not config.compression]
         self._replay_suffixes = tuple(suffixes)
         mark_middleware_installed()
+        _instances.add(self)
         if config.mode is Mode.REPLAY:
             mark_replay_configured()
+        if config.mode is not Mode.OFF:
+            ensure_visible()
 
     # -- start -------------------------------------------------------------------------------
 
@@ -232,9 +245,12 @@ class RequestLifecycle:
     def _write(self, session: Session) -> None:
         target = session.cassette_path
         try:
-            write_cassette(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
+            document = session.to_cassette()
+            write_cassette(target, document, self.config.compression)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
+            return
+        log_recorded(session.request, target, len(document["events"]))  # type: ignore[arg-type]
 
     def _finish_replay(self, session: Session) -> ReplayReport:
         """Log the replay report (calls matched, unused, response identical or not) and return it."""
