@@ -17,9 +17,27 @@ from typing import Any, Dict, List, Pattern
 
 SUPPORTED = frozenset(
     {
-        "type", "enum", "const", "required", "properties", "additionalProperties", "items",
-        "prefixItems", "minItems", "maxItems", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "minLength", "maxLength", "pattern", "$ref", "allOf", "anyOf", "oneOf",
+        "type",
+        "enum",
+        "const",
+        "required",
+        "properties",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "$ref",
+        "allOf",
+        "anyOf",
+        "oneOf",
         "not",
     }
 )
@@ -31,8 +49,9 @@ _TYPES = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+    ),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
@@ -140,7 +159,9 @@ class SchemaChecker:
         self._check(schema, value, path, found, 1)
         return found
 
-    def _object(self, schema: Dict[str, Any], value: Dict[str, Any], path: str, out: List[str], limit: int) -> None:
+    def _object(
+        self, schema: Dict[str, Any], value: Dict[str, Any], path: str, out: List[str], limit: int
+    ) -> None:
         for name in schema.get("required", ()):
             if name not in value:
                 out.append(f"{_where(path)}: required field {name!r} is missing")

@@ -76,7 +76,9 @@ def expand(paths: Iterable[str], *, default_dir: bool = True) -> List[Path]:
         if stat.S_ISDIR(info.st_mode):
             inside = find_cassettes(path)
             if not inside:
-                raise CommandError(f"{path}: no cassette files (*.json, *.json.gz, *.json.zst) in this folder")
+                raise CommandError(
+                    f"{path}: no cassette files (*.json, *.json.gz, *.json.zst) in this folder"
+                )
             files.extend(inside)
         else:
             files.append(path)

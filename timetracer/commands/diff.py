@@ -103,12 +103,19 @@ def differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
         compare(response_a.get("status"), response_b.get("status"), "response.status", out)
         compare(_body(response_a), _body(response_b), "response.body", out)
     elif response_a is not None or response_b is not None:
-        out.append(f"response: {'present' if response_a else '(absent)'} -> {'present' if response_b else '(absent)'}")
+        out.append(
+            f"response: {'present' if response_a else '(absent)'} -> {'present' if response_b else '(absent)'}"
+        )
     compare(a.get("error", _MISSING), b.get("error", _MISSING), "error", out)
     calls_a, calls_b = events(a), events(b)
     for index in range(max(len(calls_a), len(calls_b))):
-        out.extend(_call_differences(index, calls_a[index] if index < len(calls_a) else None,
-                                     calls_b[index] if index < len(calls_b) else None))
+        out.extend(
+            _call_differences(
+                index,
+                calls_a[index] if index < len(calls_a) else None,
+                calls_b[index] if index < len(calls_b) else None,
+            )
+        )
     return out
 
 
@@ -129,7 +136,9 @@ def _call_differences(index: int, a: Optional[Dict[str, Any]], b: Optional[Dict[
     trimmed_b = {k: v for k, v in b.items() if k not in _EVENT_IGNORED}
     if "args" in a and "args" in b:  # the hash of the arguments says nothing the arguments do not
         for trimmed in (trimmed_a, trimmed_b):
-            trimmed["signature"] = {k: v for k, v in _section(trimmed.get("signature")).items() if k != "body_hash"}
+            trimmed["signature"] = {
+                k: v for k, v in _section(trimmed.get("signature")).items() if k != "body_hash"
+            }
     compare(trimmed_a, trimmed_b, "", fields)
     label = _label(a) if _label(a) == _label(b) else f"{_label(a)} / {_label(b)}"
     return [f"{position} ({label}): {line}" for line in fields]

@@ -74,7 +74,9 @@ def _table(rows: List[Dict[str, Any]]) -> str:
     right = {2, 3, 5}
     out = []
     for line in lines:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))
+        ]
         out.append("  ".join(cells).rstrip())
     return "\n".join(out)
 
@@ -98,7 +100,9 @@ def run(options: argparse.Namespace) -> int:
     elif rows:
         print(_table(rows))
         total = sum(item["bytes"] for item in rows)
-        print(f"{len(rows)} cassette{'s' if len(rows) != 1 else ''} in {display_path(base)}, {human_size(total)}")
+        print(
+            f"{len(rows)} cassette{'s' if len(rows) != 1 else ''} in {display_path(base)}, {human_size(total)}"
+        )
     elif not bad:
         print(f"no cassettes in {display_path(base)}")
     return EXIT_BAD_INPUT if bad else EXIT_OK

@@ -77,7 +77,9 @@ def _enable() -> None:
     try:
         enable_pymongo()
     except ImportError:
-        raise CommandError("timetracer record/replay need PyMongo (pip install timetracer[pymongo])") from None
+        raise CommandError(
+            "timetracer record/replay need PyMongo (pip install timetracer[pymongo])"
+        ) from None
     ensure_visible()
 
 

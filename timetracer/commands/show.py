@@ -63,7 +63,10 @@ def render(path: Path, size: int, document: dict) -> str:
             )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for row in table:
-            cells = [cell.rjust(w) if i in (0, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+            cells = [
+                cell.rjust(w) if i in (0, 3) else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            ]
             lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -37,7 +37,10 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("timeline", help=HELP, description=HELP + ". " + __doc__.split("\n\n")[1])
     parser.add_argument("cassette", metavar="CASSETTE", help="the cassette file")
     parser.add_argument(
-        "-o", "--output", metavar="OUT.html", help="where to write the page (default: beside the cassette, .html)"
+        "-o",
+        "--output",
+        metavar="OUT.html",
+        help="where to write the page (default: beside the cassette, .html)",
     )
     parser.set_defaults(run=run)
 
@@ -143,7 +146,8 @@ def render(path: Path, document: Dict[str, Any]) -> str:
             f'<div class="info">{e(summary)}</div><pre>{e(_pretty(detail))}</pre></details>'
         )
     ticks = "".join(
-        f'<span class="tick" style="left:{100.0 * t / total:.3f}%">{e(_fmt_tick(t))}</span>' for t in _ticks(total)
+        f'<span class="tick" style="left:{100.0 * t / total:.3f}%">{e(_fmt_tick(t))}</span>'
+        for t in _ticks(total)
     )
     heading = f"{title}" + (f" → {status}" if status is not None else "")
     legend = "".join(

@@ -64,7 +64,9 @@ def _decompress(data: bytes) -> bytes:
         try:
             import zstandard
         except ImportError:
-            raise ValueError("zstd cassettes need the zstandard package (pip install timetracer[zstd])") from None
+            raise ValueError(
+                "zstd cassettes need the zstandard package (pip install timetracer[zstd])"
+            ) from None
         return zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
     return data
 

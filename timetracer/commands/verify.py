@@ -75,7 +75,9 @@ def import_app(spec: str) -> Any:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:
         where = _app_frame(exc)
-        raise CommandError(f"--app {spec}: cannot import {module_name!r}: {type(exc).__name__}: {exc}{where}") from None
+        raise CommandError(
+            f"--app {spec}: cannot import {module_name!r}: {type(exc).__name__}: {exc}{where}"
+        ) from None
     for part in attr.split("."):
         try:
             target = getattr(target, part)
@@ -242,7 +244,9 @@ def send(app: Any, loaded: Loaded) -> Outcome:
     if isinstance(raised, TimeTracerError):
         capture.messages.append(str(raised))
     if report.mismatches or capture.messages:
-        detail = _first_line(capture.messages[0]) if capture.messages else f"{report.mismatches} calls unmatched"
+        detail = (
+            _first_line(capture.messages[0]) if capture.messages else f"{report.mismatches} calls unmatched"
+        )
         return Outcome(MISMATCH, detail)
     if raised is not None:
         recorded = (document.get("error") or {}).get("type", "")
@@ -290,7 +294,11 @@ def run(options: argparse.Namespace) -> int:
             outcome = send(app, loaded)
         counts[outcome.verdict] += 1
         request = loaded.document.get("request") or {}
-        label = f"{request.get('method')} {request.get('path')}" if outcome.verdict != SKIPPED or "method" in request else ""
+        label = (
+            f"{request.get('method')} {request.get('path')}"
+            if outcome.verdict != SKIPPED or "method" in request
+            else ""
+        )
         line = f"{outcome.verdict:<9} {display_path(loaded.path)}"
         if label:
             line += f"  {label}"
