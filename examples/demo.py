@@ -6,6 +6,7 @@
 3. Stop the app and the database.
 4. Run the app again with ``TIMETRACER_MODE=replay``, send the same requests, and check that every
    response body is byte-identical to the recorded one. Exit status 1 if not.
+5. Keep the cassettes (default ``./cassettes/demo``) and print the commands that look at them.
 
     python examples/demo.py [--cassette-dir DIR]     # or: make demo
 """
@@ -17,6 +18,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -140,6 +142,9 @@ def run(cassette_dir: Path, logs: Path) -> int:
             recorded = send(port)
             wait_for_cassettes(cassette_dir)
         show(recorded, replayed=False)
+        for line in (logs / "record.log").read_text(errors="replace").splitlines():
+            if line.startswith("timetracer: recorded "):
+                print(f"  app log: {line}")
         events = {name: len(json.loads((cassette_dir / name).read_text())["events"]) for name in CASSETTES}
         print(
             "  cassettes: "
@@ -154,6 +159,9 @@ def run(cassette_dir: Path, logs: Path) -> int:
     with flask_app({**env, "TIMETRACER_MODE": "replay"}, logs / "replay.log") as port:
         replayed = send(port)
     show(replayed, replayed=True)
+    for line in (logs / "replay.log").read_text(errors="replace").splitlines():
+        if line.startswith("timetracer replay "):
+            print(f"  app log: {line}")
 
     same = [a[0] == b[0] and a[2] == b[2] for a, b in zip(recorded, replayed)]
     verdicts = [verdict for _, verdict, _ in replayed]
@@ -168,17 +176,52 @@ def run(cassette_dir: Path, logs: Path) -> int:
     return 1
 
 
+def _command() -> str:
+    """How to run the ``timetracer`` command installed beside this Python."""
+    script = Path(sys.executable).parent / "timetracer"
+    if shutil.which("timetracer") == str(script) or not script.exists():
+        return "timetracer"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def next_steps(cassette_dir: Path) -> str:
+    command = _command()
+    try:
+        shown = cassette_dir.relative_to(Path.cwd())
+    except ValueError:
+        shown = cassette_dir
+    app_dir = os.path.relpath(APP_DIR)
+    back = os.path.relpath(Path.cwd(), APP_DIR)
+    verify_command = command if command == "timetracer" else os.path.join(back, command)
+    return "\n".join(
+        [
+            f"Cassettes kept in {shown}. Next, look at them:",
+            f"  {command} ls {shown}",
+            f"  {command} show {shown / 'GET__products.json'}",
+            f"  {command} timeline {shown / 'GET__products.json'}      # an HTML page; open it in a browser",
+            f"  cd {app_dir} && {verify_command} verify --app app:app {os.path.join(back, str(shown))}",
+        ]
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cassette-dir", type=Path, help="keep the cassettes here (default: a temp dir)")
+    parser.add_argument(
+        "--cassette-dir", type=Path, default=Path("cassettes") / "demo", help="where to keep the cassettes"
+    )
     options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as tmp:
-        cassette_dir = (options.cassette_dir or Path(tmp) / "cassettes").resolve()
-        cassette_dir.mkdir(parents=True, exist_ok=True)
-        status = run(cassette_dir, Path(tmp))
-        if options.cassette_dir:
-            print(f"Cassettes kept in {cassette_dir}")
-        return status
+    cassette_dir = options.cassette_dir.absolute()
+    cassette_dir.mkdir(parents=True, exist_ok=True)
+    for name in CASSETTES:  # this demo's cassettes from an earlier run; nothing else is touched
+        (cassette_dir / name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as logs:
+        status = run(cassette_dir, Path(logs))
+    print()
+    print(next_steps(cassette_dir))
+    return status
 
 
 if __name__ == "__main__":
