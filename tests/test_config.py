@@ -35,6 +35,8 @@ ALL_VARIABLES = [
     config_module.ENV_STRICT,
     config_module.ENV_MAX_BODY_BYTES,
     config_module.ENV_REDACT_HEADERS,
+    config_module.ENV_REDACT_QUERY,
+    config_module.ENV_MAX_RECORDINGS_PER_ROUTE,
 ]
 
 

@@ -6,6 +6,7 @@ import gc
 import gzip
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ from werkzeug.test import Client, EnvironBuilder
 from timetracer import context
 from timetracer._lifecycle import request_headers
 from timetracer._response import ResponseCapture, encode_body
-from timetracer.cassette import load_schema, read_cassette
+from timetracer.cassette import load_schema, read_cassette, write_cassette
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import ConfigError
 from timetracer.session import Session
@@ -152,7 +153,10 @@ def test_record_writes_cassette_named_after_request(cassettes: Path) -> None:
     assert response.status_code == 200
     assert response.get_data() == JSON_BODY
 
-    document = cassette(cassettes)
+    # A query string puts a digest of it in the name (GET /users/123 alone is GET__users_123.json).
+    (name,) = [p.name for p in cassettes.iterdir()]
+    assert re.fullmatch(r"GET__users_123~q[0-9a-f]{10}\.json", name), name
+    document = cassette(cassettes, name)
     assert {"schema_version", "session", "request", "response", "events"} <= set(document)
     assert document["schema_version"] == "1.0"
     assert {"id", "recorded_at", "service", "env"} <= set(document["session"])
@@ -736,8 +740,12 @@ def test_replay_with_a_fixed_cassette(tmp_path: Path) -> None:
 def test_replay_finds_the_cassette_by_suffix(
     cassettes: Path, recorded: List[str], configured: str, found: str
 ) -> None:
-    for compression in recorded:
-        record_then(cassettes, compression=compression)
+    first = record_then(cassettes, compression=recorded[0])
+    for compression in recorded[1:]:  # the same recording in another compression, same name
+        config = make_config(cassettes, compression=compression)
+        write_cassette(
+            cassettes / f"GET__users_123{config.compression.suffix}", read_cassette(first), config.compression
+        )
     environ, result = Server().call(
         TimeTracerMiddleware(json_app, make_config(cassettes, mode="replay", compression=configured))
     )
@@ -748,10 +756,9 @@ def test_replay_finds_the_cassette_by_suffix(
 def test_replayed_cassettes_are_parsed_once(cassettes: Path) -> None:
     path = record_then(cassettes)
     assert read_cassette(path) is read_cassette(path)
-    middleware = TimeTracerMiddleware(json_app, make_config(cassettes, mode="replay"))
     sessions = []
-    for _ in range(2):
-        environ, result = Server().call(middleware)
+    for _ in range(2):  # two middlewares (one recording answers one request of each)
+        environ, result = Server().call(TimeTracerMiddleware(json_app, make_config(cassettes, mode="replay")))
         assert b"".join(result) == JSON_BODY
         sessions.append(environ[SESSION_KEY])
     assert sessions[0] is not sessions[1]
@@ -782,11 +789,11 @@ def test_end_to_end_through_a_real_server(cassettes: Path) -> None:
         with urllib.request.urlopen(url, timeout=10) as reply:
             assert reply.status == 200
             assert reply.read() == JSON_BODY
-        target = cassettes / "GET__users_123.json"
         deadline = time.monotonic() + 5
-        while not target.exists() and time.monotonic() < deadline:
+        while not list(cassettes.glob("GET__users_123~q*.json")) and time.monotonic() < deadline:
             time.sleep(0.01)
-        document = cassette(cassettes)
+        (target,) = cassettes.glob("GET__users_123~q*.json")
+        document = cassette(cassettes, target.name)
         assert document["request"]["query"] == "x=1"
         assert document["response"]["body"]["data"] == JSON_BODY.decode()
     finally:

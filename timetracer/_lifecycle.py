@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from timetracer._logging import ensure_visible, log_recorded
+from timetracer._recordings import Recordings
+from timetracer._request import Body, request_section
 from timetracer._response import REDACTED, ResponseCapture
-from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
-from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Compression, Mode, TraceConfig
+from timetracer.cassette import read_cassette, write_cassette
+from timetracer.cassette.naming import Claim
+from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Mode, TraceConfig
 from timetracer.context import activate, deactivate, mark_middleware_installed, mark_replay_configured
-from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
+from timetracer.errors import CassetteError, TimeTracerError
 from timetracer.report import ReplayReport, finish_replay
 from timetracer.session import Session
 
@@ -36,6 +39,9 @@ REPLAY_HEADER = "X-Timetracer-Replay"
 _CONTENT_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 T = TypeVar("T")
+
+# Reads the request body ahead of the app (swapping the app's stream) once tracing is decided.
+BodyReader = Callable[[int], Optional[Body]]
 
 # Every middleware made in this process (``timetracer verify`` points them at each cassette).
 _instances: weakref.WeakSet[RequestLifecycle] = weakref.WeakSet()
@@ -83,11 +89,12 @@ class RequestTrace:
         trace.finish()
     """
 
-    __slots__ = ("_done", "_lock", "_owner", "capture", "report", "session")
+    __slots__ = ("_done", "_lock", "_owner", "capture", "claim", "report", "session")
 
-    def __init__(self, owner: RequestLifecycle, session: Session) -> None:
+    def __init__(self, owner: RequestLifecycle, session: Session, claim: Optional[Claim] = None) -> None:
         self._owner = owner
         self.session = session
+        self.claim = claim  # the recording's file name, held until the cassette is written
         self.capture = ResponseCapture(owner.config.max_body_bytes)
         self.report: Optional[ReplayReport] = None
         self._done = False
@@ -131,6 +138,8 @@ class RequestTrace:
             logger.exception("timetracer: internal error finishing %s", self.session.cassette_path)
         finally:
             deactivate(token)
+            if self.claim is not None:
+                self.claim.release()
 
 
 class RequestLifecycle:
@@ -151,9 +160,8 @@ class RequestLifecycle:
         self._exclude = tuple(config.exclude_paths)
         self._sample_rate = config.sample_rate
         self._redacted = config.redacted_headers
-        suffixes = [config.compression.suffix]
-        suffixes += [c.suffix for c in Compression if c is not config.compression]
-        self._replay_suffixes = tuple(suffixes)
+        self._redacted_query = config.redacted_query
+        self._recordings = Recordings(config)
         mark_middleware_installed()
         _instances.add(self)
         if config.mode is Mode.REPLAY:
@@ -163,8 +171,18 @@ class RequestLifecycle:
 
     # -- start -------------------------------------------------------------------------------
 
-    def _begin(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Optional[RequestTrace]:
+    def _begin(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        meta: Mapping[str, Any],
+        read_body: Optional[BodyReader] = None,
+    ) -> Optional[RequestTrace]:
         """Start tracing a request, or return ``None`` to let it pass untouched.
+
+        ``read_body(limit)`` is called once the request is traced: it reads the body ahead of the
+        application (which then reads the same bytes from a buffered stream) and returns it.
 
         Raises :class:`TimeTracerError` (logged) when a replay cannot start: the adapter answers
         with a 500 built by :func:`replay_failure_text`.
@@ -175,58 +193,64 @@ class RequestLifecycle:
             if not random.random() < self._sample_rate:
                 return None
             try:
-                target = self.config.cassette
+                request = self._request(method, path, query, meta, read_body)
+                target, claim = self.config.cassette, None
                 if target is None:
-                    target = cassette_path(self.config, method, path)
-                request = self._request(method, path, query, meta)
+                    claim = self._recordings.claim(request)
+                    if claim is None:  # the route holds all the recordings it may keep
+                        return None
+                    target = claim.target
                 session = Session(self.config, Mode.RECORD, cassette_path=target, request=request)
-            except Exception:
-                logger.exception("timetracer: cannot record %s %s; it runs unrecorded", method, path)
+            except Exception as exc:
+                logger.exception("timetracer: cannot record %s %s (%s); it runs unrecorded", method, path, exc)
                 return None
-            return RequestTrace(self, session)
+            return RequestTrace(self, session, claim)
         try:
-            return RequestTrace(self, self._start_replay(method, path, query, meta))
+            request = self._request(method, path, query, meta, read_body)
+            return RequestTrace(self, self._start_replay(request))
         except TimeTracerError as exc:
             logger.error("timetracer: cannot replay %s %s: %s", method, path, exc)
             raise
 
-    def _request(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Dict[str, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        meta: Mapping[str, Any],
+        read_body: Optional[BodyReader],
+    ) -> Dict[str, Any]:
+        """The cassette's ``request`` object; reads the body ahead of the app (see ``_begin``)."""
         headers = request_headers(meta, self._redacted)
-        return {"method": method, "path": path, "query": query, "headers": headers}
+        body = None
+        if read_body is not None:
+            try:
+                body = read_body(self.config.max_body_bytes)
+            except Exception:  # the stream was not swapped: the app reads it as sent
+                logger.exception("timetracer: could not capture the body of %s %s", method, path)
+        return request_section(method, path, query, headers, body, self._redacted_query)
 
-    def _start_replay(self, method: str, path: str, query: str, meta: Mapping[str, Any]) -> Session:
-        source, document = self._load_replay(method, path)
+    def _start_replay(self, request: Dict[str, Any]) -> Session:
+        source, document = self._load_replay(request)
         try:
             return Session(
                 self.config,
                 Mode.REPLAY,
                 cassette_path=source,
                 cassette=document,
-                request=self._request(method, path, query, meta),
+                request=request,
             )
         except Exception as exc:
             raise CassetteError(f"cassette {source}: cannot replay it ({exc})") from exc
 
-    def _load_replay(self, method: str, path: str) -> Tuple[Path, Dict[str, Any]]:
-        """``config.cassette``, or the cassette named after the request in ``cassette_dir``, loaded.
+    def _load_replay(self, request: Dict[str, Any]) -> Tuple[Path, Dict[str, Any]]:
+        """``config.cassette``, or the recording of this very request in ``cassette_dir``, loaded.
 
-        Suffixes are tried with the configured compression's first; loads are cached by path.
+        See :class:`~timetracer._recordings.Recordings` for how the recording is found.
         """
         if self.config.cassette is not None:
             return self.config.cassette, read_cassette(self.config.cassette)
-        directory = Path(self.config.cassette_dir)
-        stem = cassette_name(method, path)
-        for suffix in self._replay_suffixes:
-            candidate = directory / f"{stem}{suffix}"
-            try:
-                return candidate, read_cassette(candidate)
-            except CassetteNotFoundError:
-                continue
-        others = ", ".join(self._replay_suffixes[1:])
-        raise CassetteNotFoundError(
-            f"cassette {directory / (stem + self._replay_suffixes[0])} does not exist "
-            f"(nor with {others}) for {method} {path}"
-        )
+        return self._recordings.find(request)
 
     # -- finish ------------------------------------------------------------------------------
 

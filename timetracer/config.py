@@ -29,6 +29,8 @@ ENV_IGNORE_FIELDS = "TIMETRACER_IGNORE_FIELDS"
 ENV_STRICT = "TIMETRACER_STRICT"
 ENV_MAX_BODY_BYTES = "TIMETRACER_MAX_BODY_BYTES"
 ENV_REDACT_HEADERS = "TIMETRACER_REDACT_HEADERS"
+ENV_REDACT_QUERY = "TIMETRACER_REDACT_QUERY"
+ENV_MAX_RECORDINGS_PER_ROUTE = "TIMETRACER_MAX_RECORDINGS_PER_ROUTE"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
@@ -43,6 +45,24 @@ DEFAULT_REDACTED_HEADERS = (
     "x-api-key",
     "x-auth-token",
 )
+# Query parameters and JSON/form body fields (matched by name, any case) whose values never reach
+# a cassette; TIMETRACER_REDACT_QUERY adds to these.
+DEFAULT_REDACTED_QUERY = (
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "secret",
+    "signature",
+    "sig",
+    "code",
+    "auth",
+)
+# How many recordings one route (method and path, all query strings and bodies) keeps; 0: no limit.
+DEFAULT_MAX_RECORDINGS_PER_ROUTE = 100
 
 
 class Mode(str, enum.Enum):
@@ -116,6 +136,16 @@ def _non_negative_int(value: Any, label: str) -> int:
     return number
 
 
+def _count(value: Any, label: str) -> int:
+    try:
+        number = -1 if isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{label}={value!r} is not valid; use a whole number >= 0 (0: no limit)")
+    return number
+
+
 def _csv(value: Any, label: str = "") -> Tuple[str, ...]:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [str(v) for v in value]
@@ -162,6 +192,10 @@ class TraceConfig:
     :param strict: replay with no fallback matching and fail on unused recorded calls.
     :param max_body_bytes: response bodies are captured up to this many bytes.
     :param redact_headers: extra header names whose values are never stored.
+    :param redact_query: extra query parameter / JSON or form body field names whose values are
+        never stored (``TIMETRACER_REDACT_QUERY``), added to ``DEFAULT_REDACTED_QUERY``.
+    :param max_recordings_per_route: recordings kept per method and path; later requests of that
+        route run unrecorded (``TIMETRACER_MAX_RECORDINGS_PER_ROUTE``, 0: no limit).
 
     Example::
 
@@ -181,6 +215,8 @@ class TraceConfig:
     strict: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     redact_headers: Tuple[str, ...] = ()
+    redact_query: Tuple[str, ...] = ()
+    max_recordings_per_route: int = DEFAULT_MAX_RECORDINGS_PER_ROUTE
 
     def __post_init__(self) -> None:
         # Direct construction (``TraceConfig(mode="record")``, ``dataclasses.replace``) gets the
@@ -233,6 +269,11 @@ class TraceConfig:
     def redacted_headers(self) -> frozenset[str]:
         return frozenset(DEFAULT_REDACTED_HEADERS) | frozenset(self.redact_headers)
 
+    @property
+    def redacted_query(self) -> frozenset[str]:
+        """Lower-case names of query parameters and body fields whose values are redacted."""
+        return frozenset(DEFAULT_REDACTED_QUERY) | frozenset(self.redact_query)
+
     def is_excluded(self, path: str) -> bool:
         return any(path.startswith(prefix) for prefix in self.exclude_paths)
 
@@ -253,4 +294,6 @@ _PARSERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "strict": (ENV_STRICT, _bool),
     "max_body_bytes": (ENV_MAX_BODY_BYTES, _non_negative_int),
     "redact_headers": (ENV_REDACT_HEADERS, _lower_csv),
+    "redact_query": (ENV_REDACT_QUERY, _lower_csv),
+    "max_recordings_per_route": (ENV_MAX_RECORDINGS_PER_ROUTE, _count),
 }

@@ -17,6 +17,7 @@ from timetracer._lifecycle import (
     RequestTrace,
     replay_failure_text,
 )
+from timetracer._request import Body, capture_body, wsgi_text
 from timetracer._response import TracedIterable
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import TimeTracerError
@@ -29,14 +30,6 @@ if TYPE_CHECKING:
     WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
 __all__ = ["REPLAY_HEADER", "SESSION_KEY", "TimeTracerMiddleware"]
-
-
-def _wsgi_text(value: str) -> str:
-    """A WSGI "native string" (bytes as latin-1) as the text the client sent (UTF-8)."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
 
 
 def _traced_start_response(trace: RequestTrace, start_response: StartResponse) -> StartResponse:
@@ -65,6 +58,18 @@ def _traced_start_response(trace: RequestTrace, start_response: StartResponse) -
         return traced_write
 
     return traced
+
+
+def _body_reader(environ: dict) -> Callable[[int], Optional[Body]]:
+    """Read the body ahead from ``wsgi.input`` and put a stream giving the app the same bytes."""
+
+    def read(limit: int) -> Optional[Body]:
+        terminated = bool(environ.get("wsgi.input_terminated"))
+        body, stream = capture_body(environ.get("wsgi.input"), environ, limit, terminated=terminated)
+        environ["wsgi.input"] = stream
+        return body
+
+    return read
 
 
 def _failure_response(exc: BaseException, start_response: StartResponse) -> List[bytes]:
@@ -128,9 +133,10 @@ class TimeTracerMiddleware(RequestLifecycle):
         if self._off:
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD") or "GET"
-        path = _wsgi_text(environ.get("PATH_INFO") or "/")
+        path = wsgi_text(environ.get("PATH_INFO") or "/")
         try:
-            trace = self._begin(method, path, environ.get("QUERY_STRING", ""), environ)
+            query = wsgi_text(environ.get("QUERY_STRING", ""))
+            trace = self._begin(method, path, query, environ, _body_reader(environ))
         except TimeTracerError as exc:
             return _failure_response(exc, start_response)
         if trace is None:

@@ -31,7 +31,15 @@ def boom(request: HttpRequest) -> HttpResponse:
     raise LookupError("view failed")
 
 
+def echo(request: HttpRequest) -> HttpResponse:
+    """The body as the view reads it: raw for JSON, parsed for forms."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        return JsonResponse({key: request.POST.getlist(key) for key in request.POST})
+    return HttpResponse(request.body, content_type="application/octet-stream")
+
+
 urlpatterns = [
+    path("echo", echo),
     path("users/<str:user_id>", user),
     path("stream", stream),
     path("boom", boom),

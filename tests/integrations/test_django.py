@@ -67,7 +67,9 @@ def test_records_a_normal_view(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.json() == {"_id": "123", "name": "Alice", "traced": True}
 
-    document = read(tmp_path / "GET__users_123.json")
+    (name,) = [p.name for p in tmp_path.iterdir()]
+    assert name.startswith("GET__users_123~q")  # the query string is part of the request's identity
+    document = read(tmp_path / name)
     request = document["request"]
     assert (request["method"], request["path"], request["query"]) == ("GET", "/users/123", "full=1")
     assert request["headers"]["authorization"] == "[REDACTED]"
@@ -123,10 +125,15 @@ def test_exception_escaping_get_response_is_recorded_and_reraised(tmp_path: Path
 def test_non_streaming_cassette_is_written_before_the_response_returns(tmp_path: Path) -> None:
     with recording(tmp_path):
         middleware = DjangoMiddleware(lambda request: HttpResponse(b"done", status=201))
-        response = middleware(RequestFactory().post("/orders", data={"a": "1"}))
+        response = middleware(RequestFactory().post("/orders", data={"a": "1", "password": "hunter2"}))
         assert response.status_code == 201
-        recorded = read(tmp_path / "POST__orders.json")
+        (name,) = [p.name for p in tmp_path.iterdir()]
+        assert name.startswith("POST__orders~q")  # the body is part of the request's identity
+        recorded = read(tmp_path / name)
     assert recorded["request"]["headers"]["content-type"].startswith("multipart/form-data")
+    body = recorded["request"]["body"]
+    assert 'name="a"\r\n\r\n1\r\n' in body and "hunter2" not in body
+    assert 'name="password"\r\n\r\n[REDACTED]\r\n' in body
     assert (recorded["response"]["status"], recorded["response"]["body"]["data"]) == (201, "done")
 
 
@@ -221,3 +228,35 @@ def test_django_middleware_through_the_wsgi_handler(tmp_path: Path) -> None:
         with client.get("/stream") as response:
             assert response.get_data() == b"a=True;b=True;c=True;"
     assert read(tmp_path / "GET__stream.json")["response"]["body"]["size"] == 21
+
+
+@pytest.mark.parametrize(
+    "body, content_type, stored",
+    [
+        pytest.param(
+            b'{"user": "ann", "password": "hunter2"}',
+            "application/json",
+            '{"user":"ann","password":"[REDACTED]"}',
+            id="json",
+        ),
+        pytest.param(
+            b"user=ann&password=hunter2&tag=a&tag=b",
+            "application/x-www-form-urlencoded",
+            "user=ann&password=[REDACTED]&tag=a&tag=b",
+            id="form",
+        ),
+    ],
+)
+def test_the_request_body_is_captured_and_the_view_reads_it_unchanged(
+    tmp_path: Path, body: bytes, content_type: str, stored: str
+) -> None:
+    with override_settings(**BASE, MIDDLEWARE=[]):
+        plain = DjangoClient().post("/echo?token=t1&page=2", data=body, content_type=content_type)
+    with recording(tmp_path):
+        traced = DjangoClient().post("/echo?token=t1&page=2", data=body, content_type=content_type)
+    assert traced.content == plain.content
+    assert b"hunter2" in traced.content  # the view sees the real value
+    (cassette,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    request = read(cassette)["request"]
+    assert request["query"] == "token=[REDACTED]&page=2"
+    assert (request["body"], request["body_encoding"], request["body_truncated"]) == (stored, "text", False)

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
 
 from timetracer._lifecycle import REPLAY_HEADER, SESSION_KEY, RequestLifecycle, replay_failure_text
+from timetracer._request import Body, capture_body, wsgi_text
 from timetracer._response import TracedIterable
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import TimeTracerError
@@ -46,6 +47,21 @@ def _response_headers(response: HttpResponseBase) -> List[Tuple[str, str]]:
     return headers
 
 
+def _body_reader(request: HttpRequest) -> Callable[[int], Optional[Body]]:
+    """Read the body ahead from the request's stream (``request._stream``, which Django already
+    bounds by ``CONTENT_LENGTH``) and give the view a stream with the same bytes."""
+
+    def read(limit: int) -> Optional[Body]:
+        stream = getattr(request, "_stream", None)
+        if stream is None or getattr(request, "_read_started", False):
+            return None
+        body, replacement = capture_body(stream, request.META, limit, terminated=True)
+        request._stream = replacement  # type: ignore[attr-defined]
+        return body
+
+    return read
+
+
 class TimeTracerMiddleware(RequestLifecycle):
     """Record or replay the MongoDB calls of each request Django handles.
 
@@ -73,7 +89,8 @@ class TimeTracerMiddleware(RequestLifecycle):
         meta = request.META
         method = request.method or "GET"
         try:
-            trace = self._begin(method, request.path_info, meta.get("QUERY_STRING", ""), meta)
+            query = wsgi_text(meta.get("QUERY_STRING", ""))
+            trace = self._begin(method, request.path_info, query, meta, _body_reader(request))
         except TimeTracerError as exc:
             return HttpResponseServerError(replay_failure_text(exc), content_type="text/plain; charset=utf-8")
         if trace is None:
