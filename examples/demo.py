@@ -37,7 +37,9 @@ REQUESTS: List[Tuple[str, str, Optional[Dict[str, Any]]]] = [
     ("GET", "/products", None),
     ("POST", "/products", {"name": "Desk lamp", "price": 24.9}),
 ]
-CASSETTES = ["GET__users_123.json", "GET__products.json", "POST__products.json"]
+# Cassette names start with METHOD__path; a request with a query string or a body gets a digest
+# after it (``POST__products~q1a2b3c4d5e.json``), so the demo finds its files by these prefixes.
+PREFIXES = ["GET__users_123", "GET__products", "POST__products"]
 
 Reply = Tuple[int, Optional[str], bytes]  # status, X-Timetracer-Replay, body
 
@@ -117,14 +119,24 @@ def show(replies: List[Reply], *, replayed: bool) -> None:
         print(f"       {body.decode('utf-8', 'replace').strip()}")
 
 
-def wait_for_cassettes(directory: Path, timeout: float = 15.0) -> None:
+def demo_cassettes(directory: Path) -> List[Path]:
+    """This demo's cassettes in ``directory``: one per request, in request order, once all exist."""
+    found: List[Path] = []
+    for prefix in PREFIXES:
+        matches = sorted(p for p in directory.glob(f"{prefix}*.json") if p.name[len(prefix)] in ".~")
+        found.extend(matches[:1])
+    return found
+
+
+def wait_for_cassettes(directory: Path, timeout: float = 15.0) -> List[Path]:
     # A cassette is written when the server closes the response, which can be just after the
     # client has read all of it: wait for the files before stopping the app.
     deadline = time.monotonic() + timeout
-    while not all((directory / name).exists() for name in CASSETTES):
+    while len(demo_cassettes(directory)) < len(PREFIXES):
         if time.monotonic() > deadline:
             raise SystemExit(f"cassettes missing in {directory}: {sorted(os.listdir(directory))}")
         time.sleep(0.05)
+    return demo_cassettes(directory)
 
 
 def run(cassette_dir: Path, logs: Path) -> int:
@@ -140,12 +152,12 @@ def run(cassette_dir: Path, logs: Path) -> int:
         print(f"\n1. RECORD  TIMETRACER_MODE=record, database at {server.host}:{server.port}")
         with flask_app({**env, "TIMETRACER_MODE": "record"}, logs / "record.log") as port:
             recorded = send(port)
-            wait_for_cassettes(cassette_dir)
+            cassettes = wait_for_cassettes(cassette_dir)
         show(recorded, replayed=False)
         for line in (logs / "record.log").read_text(errors="replace").splitlines():
             if line.startswith("timetracer: recorded "):
                 print(f"  app log: {line}")
-        events = {name: len(json.loads((cassette_dir / name).read_text())["events"]) for name in CASSETTES}
+        events = {path.name: len(json.loads(path.read_text())["events"]) for path in cassettes}
         print(
             "  cassettes: "
             + ", ".join(f"{name} ({n} call{'s' if n != 1 else ''})" for name, n in events.items())
@@ -215,8 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parser.parse_args(argv)
     cassette_dir = options.cassette_dir.absolute()
     cassette_dir.mkdir(parents=True, exist_ok=True)
-    for name in CASSETTES:  # this demo's cassettes from an earlier run; nothing else is touched
-        (cassette_dir / name).unlink(missing_ok=True)
+    for path in cassette_dir.glob("*.json"):  # this demo's cassettes from an earlier run only
+        if any(path.name.startswith(prefix) and path.name[len(prefix)] in ".~" for prefix in PREFIXES):
+            path.unlink()
     with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as logs:
         status = run(cassette_dir, Path(logs))
     print()
