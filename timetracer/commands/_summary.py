@@ -78,7 +78,10 @@ def result(event: Dict[str, Any]) -> str:
     if "inserted_ids" in data and method == "INSERT_MANY":
         return f"inserted {len(data.get('inserted_ids') or [])}"
     if "inserted_id" in data:
-        return f"inserted _id {compact(data['inserted_id'], 40)}"
+        inserted = data["inserted_id"]
+        if isinstance(inserted, dict) and isinstance(inserted.get("$oid"), str) and len(inserted) == 1:
+            return f"inserted _id ObjectId({inserted['$oid']})"
+        return f"inserted _id {compact(inserted, 40)}"
     raw = data.get("raw_result") or data.get("bulk_api_result")
     if isinstance(raw, dict):
         parts = []
