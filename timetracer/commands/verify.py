@@ -31,6 +31,7 @@ from timetracer.commands._common import (
     EXIT_OK,
     CommandError,
     Loaded,
+    describe_request,
     display_path,
     expand,
     load,
@@ -293,15 +294,7 @@ def run(options: argparse.Namespace) -> int:
                 middleware.config = dataclasses.replace(bases[id(middleware)], cassette=loaded.path)
             outcome = send(app, loaded)
         counts[outcome.verdict] += 1
-        request = loaded.document.get("request") or {}
-        label = (
-            f"{request.get('method')} {request.get('path')}"
-            if outcome.verdict != SKIPPED or "method" in request
-            else ""
-        )
-        line = f"{outcome.verdict:<9} {display_path(loaded.path)}"
-        if label:
-            line += f"  {label}"
+        line = f"{outcome.verdict:<9} {display_path(loaded.path)}  {describe_request(loaded.document)}"
         if outcome.reason:
             line += f": {outcome.reason}"
         print(line, flush=True)
