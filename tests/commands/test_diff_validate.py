@@ -39,7 +39,7 @@ def test_diff_lists_request_response_and_call_differences(shop_copy: Recorded) -
     assert 'response.body._id: "123" -> "456"' in lines
     assert 'response.body.name: "Alice" -> "Bob"' in lines
     assert 'call 1 (FIND_ONE myapp.users): args.filter._id: "123" -> "456"' in lines
-    assert 'call 1 (FIND_ONE myapp.users): result.body.data.age: 30 -> 25' in lines
+    assert "call 1 (FIND_ONE myapp.users): result.body.data.age: 30 -> 25" in lines
     assert not [line for line in lines if "duration" in line or "recorded_at" in line or "offset" in line]
     assert lines[-1].startswith(f"{len(lines) - 3} differences between ")
 
@@ -63,9 +63,13 @@ def test_diff_reports_calls_added_and_removed_by_position(shop_copy: Recorded, t
 
 def test_diff_bad_input(shop_copy: Recorded, tmp_path: Path) -> None:
     good = str(shop_copy.find("GET__products"))
-    assert_one_line_error(cli("diff", good, str(tmp_path / "nope.json")), str(tmp_path / "nope.json"), "no such file")
+    assert_one_line_error(
+        cli("diff", good, str(tmp_path / "nope.json")), str(tmp_path / "nope.json"), "no such file"
+    )
     (tmp_path / "bad.json").write_text("[1, 2]")
-    assert_one_line_error(cli("diff", str(tmp_path / "bad.json"), good), str(tmp_path / "bad.json"), "not an object")
+    assert_one_line_error(
+        cli("diff", str(tmp_path / "bad.json"), good), str(tmp_path / "bad.json"), "not an object"
+    )
     assert_one_line_error(cli("diff", good), "the following arguments are required: B")
 
 
@@ -83,7 +87,11 @@ def _spoil(shop: Recorded, tmp_path: Path) -> Dict[str, str]:
         bad[name] = reason
 
     put("truncated.json.gz", gzip.compress(raw)[:-20], "compression: cannot decompress")
-    put("plain_named_gz.json.gz", raw, "compression: the name says gzip-compressed, the content is not compressed")
+    put(
+        "plain_named_gz.json.gz",
+        raw,
+        "compression: the name says gzip-compressed, the content is not compressed",
+    )
     put("broken.json", raw[:-5], "JSON: not valid JSON")
 
     def changed(edit: Callable[[Dict[str, Any]], None]) -> bytes:
@@ -165,9 +173,12 @@ def test_validate_missing_file_is_bad_input(tmp_path: Path) -> None:
         lambda d: d["events"][0]["result"].__setitem__("error", {"type": "X"}),
     ],
 )
-def test_schema_checker_agrees_with_jsonschema(recorded_shop: Recorded, edit: Callable[[Dict[str, Any]], None]) -> None:
+def test_schema_checker_agrees_with_jsonschema(
+    recorded_shop: Recorded, edit: Callable[[Dict[str, Any]], None]
+) -> None:
     """The built-in checker (no dependency) accepts and rejects exactly what jsonschema does."""
     import jsonschema  # a test dependency
+
     document = copy.deepcopy(recorded_shop.document("GET__products"))
     edit(document)
     schema = load_schema()

@@ -15,7 +15,9 @@ def _add_compressed_copies(shop: Recorded) -> tuple:
     """gzip and zstd copies of two cassettes in a nested folder, and temp-file debris beside them."""
     nested = shop.directory / "nested" / "deeper"
     gz = write_cassette(nested / "GET__products.json.gz", shop.document("GET__products"), Compression.GZIP)
-    zst = write_cassette(nested / "GET__users_456.json.zst", shop.document("GET__users_456"), Compression.ZSTD)
+    zst = write_cassette(
+        nested / "GET__users_456.json.zst", shop.document("GET__users_456"), Compression.ZSTD
+    )
     (nested / ".GET__products.json.gz.k2j4h1.tmp").write_bytes(b"half a cassette")
     (shop.directory / ".GET__users_1.json.claim").write_bytes(b"")
     (shop.directory / ".hidden").mkdir()
@@ -29,9 +31,7 @@ def test_ls_lists_every_cassette_recursively_in_every_compression(shop_copy: Rec
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
     rows = {row["file"]: row for row in json.loads(run.stdout)}
-    expected_files = sorted(
-        str(p.relative_to(shop_copy.directory)) for p in [*shop_copy.files, gz, zst]
-    )
+    expected_files = sorted(str(p.relative_to(shop_copy.directory)) for p in [*shop_copy.files, gz, zst])
     assert sorted(rows) == expected_files  # temp files, claims and hidden folders left out
     assert len(rows) == 8
     for path in shop_copy.files:
@@ -91,12 +91,24 @@ def test_show_prints_request_status_and_one_line_per_call(shop_copy: Recorded) -
     run = cli("show", str(path))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[0].startswith(f"{path}  (schema {document['schema_version']}, recorded {document['session']['recorded_at']}")
+    assert lines[0].startswith(
+        f"{path}  (schema {document['schema_version']}, recorded {document['session']['recorded_at']}"
+    )
     assert lines[1].startswith("GET /products -> 200 OK")
     assert lines[2] == "1 call"
     assert lines[3].split() == ["EID", "METHOD", "NAMESPACE", "DURATION", "ARGUMENTS", "RESULT"]
     duration = document["events"][0]["duration_ms"]
-    assert lines[4].split() == ["1", "FIND", "shop.products", f"{duration:.2f}", "ms", '{"in_stock":', "true}", "2", "documents"]
+    assert lines[4].split() == [
+        "1",
+        "FIND",
+        "shop.products",
+        f"{duration:.2f}",
+        "ms",
+        '{"in_stock":',
+        "true}",
+        "2",
+        "documents",
+    ]
 
     run = cli("show", str(shop_copy.find("POST__products")))
     assert "POST /products -> 201 CREATED" in run.stdout
@@ -111,7 +123,11 @@ def test_show_prints_request_status_and_one_line_per_call(shop_copy: Recorded) -
 
 def test_show_json_is_the_parsed_cassette_whatever_the_compression(shop_copy: Recorded) -> None:
     gz, zst = _add_compressed_copies(shop_copy)
-    for path, prefix in ((gz, "GET__products"), (zst, "GET__users_456"), (shop_copy.find("GET__products"), "GET__products")):
+    for path, prefix in (
+        (gz, "GET__products"),
+        (zst, "GET__users_456"),
+        (shop_copy.find("GET__products"), "GET__products"),
+    ):
         run = cli("show", "--json", str(path))
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout) == shop_copy.document(prefix)

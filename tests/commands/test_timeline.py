@@ -99,8 +99,11 @@ def test_timeline_is_one_self_contained_page_with_every_call(shop_copy: Recorded
     second["signature"] = {**first["signature"], "method": "COUNT_DOCUMENTS"}
     third = {**first, "eid": 3, "start_offset_ms": second["start_offset_ms"] + 1.0}
     third["signature"] = {**first["signature"], "method": "INSERT_ONE"}
-    third["result"] = {"status": 1, "body": {"captured": False, "data": None},
-                       "error": {"type": "pymongo.errors.DuplicateKeyError", "message": "E11000", "code": 11000}}
+    third["result"] = {
+        "status": 1,
+        "body": {"captured": False, "data": None},
+        "error": {"type": "pymongo.errors.DuplicateKeyError", "message": "E11000", "code": 11000},
+    }
     document["events"] = [first, second, third]
     document["session"]["duration_ms"] = third["start_offset_ms"] + third["duration_ms"] + 1
     many = write_cassette(tmp_path / "many.json.gz", document, Compression.GZIP)

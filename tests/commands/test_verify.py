@@ -18,7 +18,7 @@ def verify(dead_mongo_uri: str, *args: str, cwd: Path = APP_DIR) -> Any:
 def lines_by_file(stdout: str) -> Dict[str, str]:
     out = {}
     for line in stdout.splitlines()[:-1]:
-        verdict, path = line.split()[:2]
+        path = line.split()[1]
         out[Path(path).name] = line
     return out
 
@@ -34,7 +34,7 @@ def test_every_recorded_request_replays_identically(shop_copy: Recorded, dead_mo
     assert run.returncode == 0, run.stdout + run.stderr
     lines = lines_by_file(run.stdout)
     assert sorted(lines) == sorted(p.name for p in shop_copy.files)
-    for name, line in lines.items():
+    for line in lines.values():
         assert line.startswith("identical "), line
         assert line.endswith(": 1 call replayed"), line
     post = lines[shop_copy.find("POST__products").name]
@@ -63,7 +63,9 @@ def test_changed_responses_and_unmatched_calls_fail(shop_copy: Recorded, dead_mo
     assert run.stdout.splitlines()[-1] == "6 cassettes: 4 identical, 1 different, 1 mismatch, 0 skipped"
 
 
-def test_old_cassettes_without_a_request_body(shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path) -> None:
+def test_old_cassettes_without_a_request_body(
+    shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path
+) -> None:
     post, get = shop_copy.find("POST__products"), shop_copy.find("GET__products")
     for path in (post, get):
         edit(path, lambda d: [d["request"].pop(k, None) for k in ("body", "body_encoding", "body_truncated")])
@@ -83,7 +85,9 @@ def test_old_cassettes_without_a_request_body(shop_copy: Recorded, dead_mongo_ur
     assert run.stderr.strip() == "nothing was verified"
 
 
-def test_an_app_without_timetracer_is_wrapped(shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path) -> None:
+def test_an_app_without_timetracer_is_wrapped(
+    shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path
+) -> None:
     (tmp_path / "plain.py").write_text(
         textwrap.dedent(
             """
@@ -107,23 +111,36 @@ def test_an_app_without_timetracer_is_wrapped(shop_copy: Recorded, dead_mongo_ur
     users = [shop_copy.find("GET__users_123"), shop_copy.find("GET__users_456")]
     run = verify(dead_mongo_uri, "--app", "plain:application", *map(str, users), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.splitlines()[0] == "note: plain:application has no timetracer middleware; verify wrapped it in TimeTracerMiddleware"
+    assert (
+        run.stdout.splitlines()[0]
+        == "note: plain:application has no timetracer middleware; verify wrapped it in TimeTracerMiddleware"
+    )
     assert run.stdout.splitlines()[-1] == "2 cassettes: 2 identical, 0 different, 0 mismatch, 0 skipped"
 
 
 def test_verify_bad_input(shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path) -> None:
     folder = str(shop_copy.directory)
-    assert_one_line_error(verify(dead_mongo_uri, "--app", "nope:app", folder), "--app nope:app", "No module named 'nope'")
-    assert_one_line_error(verify(dead_mongo_uri, "--app", "app:nope", folder), "--app app:nope", "no attribute 'nope'")
+    assert_one_line_error(
+        verify(dead_mongo_uri, "--app", "nope:app", folder), "--app nope:app", "No module named 'nope'"
+    )
+    assert_one_line_error(
+        verify(dead_mongo_uri, "--app", "app:nope", folder), "--app app:nope", "no attribute 'nope'"
+    )
     assert_one_line_error(verify(dead_mongo_uri, "--app", "app", folder), "MODULE:ATTR")
     (tmp_path / "boom.py").write_text("raise RuntimeError('no config')\n")
-    line = assert_one_line_error(verify(dead_mongo_uri, "--app", "boom:app", folder, cwd=tmp_path), "RuntimeError: no config")
+    line = assert_one_line_error(
+        verify(dead_mongo_uri, "--app", "boom:app", folder, cwd=tmp_path), "RuntimeError: no config"
+    )
     assert "boom.py:1" in line
     assert_one_line_error(verify(dead_mongo_uri, folder), "the following arguments are required: --app")
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(verify(dead_mongo_uri, "--app", "app:app", str(tmp_path / "empty")), "no cassette files")
     assert_one_line_error(
-        verify(dead_mongo_uri, "--app", "app:app", cwd=tmp_path / "empty"), "cassettes", "no such file or folder"
+        verify(dead_mongo_uri, "--app", "app:app", str(tmp_path / "empty")), "no cassette files"
+    )
+    assert_one_line_error(
+        verify(dead_mongo_uri, "--app", "app:app", cwd=tmp_path / "empty"),
+        "cassettes",
+        "no such file or folder",
     )
     (shop_copy.directory / "GET__zz.json").write_text('{"schema_version": "1.0"}')
     assert_one_line_error(verify(dead_mongo_uri, "--app", "app:app", folder), "GET__zz.json", "'events'")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import runpy
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, List
 
@@ -61,13 +62,32 @@ def _run_script(script: str, args: List[str]) -> None:
 
 
 def _config() -> Any:
+    from timetracer._logging import requested_level
     from timetracer.config import TraceConfig
     from timetracer.errors import ConfigError
 
     try:
+        requested_level()
         return TraceConfig.from_env()
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _script_error(script: str) -> int:
+    """Print the exception the script raised as ``python script.py`` would (its frames only); 1."""
+    exc_type, exc, tb = sys.exc_info()
+    target = str(Path(script).resolve())
+    while tb is not None and str(Path(tb.tb_frame.f_code.co_filename).resolve()) != target:
+        tb = tb.tb_next
+    if tb is None:  # not raised in the script: timetracer's own verdict (strict replay) or a bug
+        from timetracer.errors import TimeTracerError
+
+        if isinstance(exc, TimeTracerError):
+            print(f"timetracer: {exc}", file=sys.stderr)
+            return 1
+        tb = exc.__traceback__ if exc is not None else None
+    traceback.print_exception(exc_type, exc, tb)
+    return 1
 
 
 def _enable() -> None:
@@ -108,8 +128,13 @@ def run_record(options: argparse.Namespace) -> int:
     _check_target(target)
     recorder = timetracer.record(target, config=config)
     _enable()
-    with recorder:
-        _run_script(options.script, options.args)
+    try:
+        with recorder:
+            _run_script(options.script, options.args)
+    except SystemExit:
+        raise
+    except Exception:
+        return _script_error(options.script)
     return 0
 
 
@@ -126,9 +151,14 @@ def run_replay(options: argparse.Namespace) -> int:
     except TimeTracerError as exc:
         raise CommandError(str(exc)) from None
     try:
-        _run_script(options.script, options.args)
-    except BaseException:
-        player.__exit__(*sys.exc_info())
+        try:
+            _run_script(options.script, options.args)
+        except BaseException:
+            player.__exit__(*sys.exc_info())
+            raise
+        player.__exit__(None, None, None)
+    except SystemExit:
         raise
-    player.__exit__(None, None, None)
+    except Exception:
+        return _script_error(options.script)
     return 0
