@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    options = parser.parse_args(argv)
+    options, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so the message names it
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = subparsers.choices.get(options.command, parser) if options.command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if options.command is None:
         parser.print_help()
         return 0
