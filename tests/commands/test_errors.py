@@ -49,7 +49,11 @@ CASES = [
     (["replay", "{d}/old.json", "{d}/nope.py"], "{d}/nope.py", "no such script"),
     (["record", "{d}/nope.py"], "{d}/nope.py", "no such script"),
     (["record", "--cassette", "{d}/folder.json", "{d}/script.py"], "{d}/folder.json", "is a folder"),
-    (["record", "--cassette", "{d}/script.py/x.json", "{d}/script.py"], "{d}/script.py/x.json", "cannot create"),
+    (
+        ["record", "--cassette", "{d}/script.py/x.json", "{d}/script.py"],
+        "{d}/script.py/x.json",
+        "cannot create",
+    ),
     (["frobnicate"], "timetracer", "invalid choice: 'frobnicate'"),
 ]
 
