@@ -28,7 +28,7 @@ WSGI_SCRIPT = textwrap.dedent(
                    "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr}
         body = middleware(environ, lambda status, headers, exc_info=None: None)
         list(body)
-        body.close()
+        getattr(body, "close", lambda: None)()
 
     BEFORE
     middleware = TimeTracerMiddleware(app)
