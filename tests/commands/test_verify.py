@@ -59,6 +59,7 @@ def test_changed_responses_and_unmatched_calls_fail(shop_copy: Recorded, dead_mo
     assert 'body.name: "Bob" != "Robert"' in lines["GET__users_456.json"]
     assert lines[post.name].startswith("mismatch ")
     assert "no recorded call matches INSERT_ONE on shop.products" in lines[post.name]
+    assert 'nearest differs in document.name: "Chair" != "Desk lamp"' in lines[post.name]
     assert lines["GET__users_123.json"].startswith("identical ")
     assert run.stdout.splitlines()[-1] == "6 cassettes: 4 identical, 1 different, 1 mismatch, 0 skipped"
 

@@ -204,6 +204,15 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
+def _miss_reason(message: str) -> str:
+    """A replay mismatch in one line: what had no match, and its first difference from the nearest."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    if not lines:
+        return message
+    differences = [line for line in lines[1:] if " != " in line]
+    return f"{lines[0]}; nearest differs in {differences[0]}" if differences else lines[0]
+
+
 def send(app: Any, loaded: Loaded) -> Outcome:
     """Replay one cassette's request through ``app``; the outcome and its reason."""
     from timetracer._lifecycle import REPLAY_HEADER, SESSION_KEY
@@ -246,7 +255,7 @@ def send(app: Any, loaded: Loaded) -> Outcome:
         capture.messages.append(str(raised))
     if report.mismatches or capture.messages:
         detail = (
-            _first_line(capture.messages[0]) if capture.messages else f"{report.mismatches} calls unmatched"
+            _miss_reason(capture.messages[0]) if capture.messages else f"{report.mismatches} calls unmatched"
         )
         return Outcome(MISMATCH, detail)
     if raised is not None:
