@@ -206,7 +206,9 @@ def test_an_error_while_reading_ahead_reaches_the_app_when_it_reads_on() -> None
         pytest.param(b"abcdef", b"\nxyz", ["readline:4", "readline:10", "readline:10"], id="capped-lines"),
     ],
 )
-def test_buffered_input_is_the_original_stream_call_for_call(prefix: bytes, rest: bytes, calls: List[str]) -> None:
+def test_buffered_input_is_the_original_stream_call_for_call(
+    prefix: bytes, rest: bytes, calls: List[str]
+) -> None:
     def run(stream: Any) -> List[Any]:
         out: List[Any] = []
         for call in calls:

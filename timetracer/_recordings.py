@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-from timetracer._request import describe, fingerprint, redact_query
+from timetracer._request import describe, fingerprint, request_differences
 from timetracer.cassette import read_cassette
 from timetracer.cassette.naming import (
     SUFFIXES,
@@ -37,26 +37,6 @@ _LISTED = 6
 def _ordinal(number: int) -> str:
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
-
-
-def request_differences(recorded: Mapping[str, Any], live: Mapping[str, Any], names: frozenset[str]) -> List[str]:
-    """How the request a cassette was recorded for differs from a live one (empty: the same).
-
-    Method, path, query string (redacted, normalised) and, where the cassette stored it, the body.
-    A cassette recorded before bodies were stored (no ``body`` key) is compared without the body.
-    """
-    out: List[str] = []
-    for name in ("method", "path"):
-        if recorded.get(name) != live.get(name):
-            out.append(f"{name} {live.get(name)!r} != recorded {recorded.get(name)!r}")
-    rec_query = redact_query(str(recorded.get("query") or ""), names)
-    if fingerprint({"query": rec_query}) != fingerprint({"query": live.get("query")}):
-        out.append(f"query {live.get('query')!r} != recorded {rec_query!r}")
-    if "body" in recorded:
-        with_body = dict(live, query="")
-        if fingerprint(dict(recorded, query="")) != fingerprint(with_body):
-            out.append("body differs from the recorded body")
-    return out
 
 
 class Recordings:
@@ -161,7 +141,9 @@ class Recordings:
         route = cassette_name(request["method"], request["path"])
         recorded = route_recordings(self.directory, route)
         names = sorted(n for names in recorded.values() for n in names if not n.startswith("."))
-        listed = ", ".join(names[:_LISTED]) + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+        listed = ", ".join(names[:_LISTED]) + (
+            f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+        )
         same_kind = sum(1 for (fp, _) in recorded if fp == fingerprint(request))
         kind = f"the {_ordinal(number)} request like it in this replay"
         if number > 1 and same_kind:

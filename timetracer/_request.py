@@ -224,9 +224,7 @@ def _redact_json(value: Any, names: frozenset[str]) -> Tuple[Any, bool]:
 
 def _json_text_redactor(names: frozenset[str]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(name) for name in sorted(names))
-    return re.compile(
-        rf'("(?i:{alternatives})"\s*:\s*)("(?:[^"\\]|\\.)*("|$)|[^,}}\]\s]+)', re.DOTALL
-    )
+    return re.compile(rf'("(?i:{alternatives})"\s*:\s*)("(?:[^"\\]|\\.)*("|$)|[^,}}\]\s]+)', re.DOTALL)
 
 
 def _media_type(content_type: str) -> str:
@@ -243,7 +241,7 @@ def is_form_type(content_type: str) -> bool:
 
 
 _PART_NAME = re.compile(rb'content-disposition:[^\r\n]*?[; ]name="([^"]*)"', re.IGNORECASE)
-_PART_FILE = re.compile(rb'content-disposition:[^\r\n]*?[; ]filename\*?=', re.IGNORECASE)
+_PART_FILE = re.compile(rb"content-disposition:[^\r\n]*?[; ]filename\*?=", re.IGNORECASE)
 
 
 def _boundary(content_type: str) -> Optional[bytes]:
@@ -373,7 +371,9 @@ def _normal_body(request: Mapping[str, Any]) -> str:
         return f"form{truncated}:{_normal_query(text)}"
     if is_json_type(content_type) and not truncated:
         try:
-            canonical = json.dumps(json.loads(text), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            canonical = json.dumps(
+                json.loads(text), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+            )
         except ValueError:
             pass
         else:
@@ -394,6 +394,28 @@ def fingerprint(request: Mapping[str, Any]) -> Optional[str]:
         return None
     text = f"query:{query}\nbody:{body}"
     return "q" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def request_differences(
+    recorded: Mapping[str, Any], live: Mapping[str, Any], names: frozenset[str]
+) -> List[str]:
+    """How the request a cassette was recorded for differs from a live one (empty: the same).
+
+    Method, path, query string (redacted, normalised) and, where the cassette stored it, the body.
+    A cassette recorded before bodies were stored (no ``body`` key) is compared without the body.
+    """
+    out: List[str] = []
+    for name in ("method", "path"):
+        if recorded.get(name) != live.get(name):
+            out.append(f"{name} {live.get(name)!r} != recorded {recorded.get(name)!r}")
+    rec_query = redact_query(str(recorded.get("query") or ""), names)
+    if fingerprint({"query": rec_query}) != fingerprint({"query": live.get("query")}):
+        out.append(f"query {live.get('query')!r} != recorded {rec_query!r}")
+    if "body" in recorded:
+        with_body = dict(live, query="")
+        if fingerprint(dict(recorded, query="")) != fingerprint(with_body):
+            out.append("body differs from the recorded body")
+    return out
 
 
 def describe(request: Mapping[str, Any]) -> str:

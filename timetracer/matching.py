@@ -61,6 +61,7 @@ class _Pairing:
 
     def __init__(self, ignore: Tuple[str, ...]) -> None:
         self.ignore = frozenset(ignore)
+        self.names = frozenset(name for name in self.ignore if "." not in name)
         self.pairs: List[Tuple[Any, Any]] = []
         self.fields: List[str] = []
 
@@ -70,9 +71,17 @@ class _Pairing:
         return all(self.same(recorded[k], live[k], "", k) for k in recorded)
 
     def ignored(self, field: str, arg: str) -> bool:
-        """Whether the user ignores ``field`` of argument ``arg``, named as ``meta.ts`` or the way a
-        mismatch message names it, ``document.meta.ts``."""
-        return bool(field) and (field in self.ignore or f"{arg}.{field}" in self.ignore)
+        """Whether the user ignores ``field`` of argument ``arg``.
+
+        A plain name (``jwt``) is ignored wherever it appears: in a filter, a document, under an
+        update operator (``$set.jwt``), in a pipeline stage. A dotted name is a path, given as
+        ``meta.ts`` or the way a mismatch message names it, ``document.meta.ts``.
+        """
+        if not field:
+            return False
+        if field in self.ignore or f"{arg}.{field}" in self.ignore:
+            return True
+        return field.rpartition(".")[2] in self.names
 
     def same(self, recorded: Any, live: Any, field: str, arg: str) -> bool:
         if recorded == live and type(recorded) is type(live):
@@ -170,8 +179,19 @@ class Replayer:
                 if event is not None:
                     self.matched_fallback += 1
                     return event
+            message = self.describe_miss(signature, args, position)
+        raise self.miss(message)
+
+    def miss(self, message: str) -> ReplayMismatchError:
+        """Count a call replay cannot answer, log why at WARNING now, and return the error to raise.
+
+        Logged when it happens: the app may catch the error (``except Exception``) and the
+        explanation would be lost; counted so the request's verdict is ``mismatch`` either way.
+        """
+        with self._lock:
             self.mismatches += 1
-        raise ReplayMismatchError(self.describe_miss(signature, args, position))
+        logger.warning("timetracer replay mismatch: %s", message)
+        return ReplayMismatchError(message)
 
     def _exact(self, key: Key) -> Optional[Dict[str, Any]]:
         recorded = self._by_key.get(key)

@@ -8,8 +8,9 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
 
+from timetracer._request import describe, request_differences
 from timetracer.diff import diff_values
 from timetracer.errors import ReplayMismatchError
 
@@ -42,6 +43,8 @@ class ReplayReport:
         """``mismatch`` if a call had no recorded match, else how the response compared."""
         if self.mismatches or (self.strict and (self.unused or self.fallback)):
             return MISMATCH
+        if self.request_note and self.response != DIFFERENT:
+            return DIFFERENT  # answered from a recording of another request (a fixed cassette)
         return self.response or IDENTICAL
 
     def line(self) -> str:
@@ -75,8 +78,31 @@ def _is_json(headers: Any) -> bool:
     return False
 
 
-def compare_responses(recorded: Dict[str, Any], live: Dict[str, Any]) -> List[str]:
-    """Differences between a recorded and a live response (empty when they are the same)."""
+def _without(value: Any, ignore: frozenset[str], path: str) -> Any:
+    """``value`` with the ignored fields removed: plain names anywhere, dotted names as paths from
+    the body's root (``data.token`` or ``body.data.token``)."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key in ignore or sub in ignore or f"body.{sub}" in ignore:
+                continue
+            kept[key] = _without(item, ignore, sub)
+        return kept
+    if isinstance(value, list):
+        return [_without(item, ignore, path) for item in value]
+    return value
+
+
+def compare_responses(
+    recorded: Dict[str, Any], live: Dict[str, Any], ignore: Iterable[str] = ()
+) -> List[str]:
+    """Differences between a recorded and a live response (empty when they are the same).
+
+    Status and body are compared, headers are not (``Date``, ``Server`` and cookies change from run
+    to run). In a JSON body the ``ignore`` fields (``TIMETRACER_IGNORE_FIELDS``) are left out of the
+    comparison: plain names wherever they appear, dotted names as paths from the body's root.
+    """
     out: List[str] = []
     if recorded.get("status") != live.get("status"):
         out.append(f"status: {live.get('status')} != {recorded.get('status')}")
@@ -96,6 +122,10 @@ def compare_responses(recorded: Dict[str, Any], live: Dict[str, Any]) -> List[st
             pass
         else:
             # Empty when it is the same JSON with different spacing or key order.
+            ignored = frozenset(ignore)
+            if ignored:
+                recorded_json = _without(recorded_json, ignored, "")
+                live_json = _without(live_json, ignored, "")
             out.extend(diff_values(recorded_json, live_json, prefix="body"))
             return out
     out.append(f"body: {len(live_bytes)} bytes differ from the recorded {len(rec_bytes)} bytes")
@@ -113,15 +143,16 @@ def build_report(session: Session) -> ReplayReport:
     cassette = session.cassette or {}
     recorded = cassette.get("response")
     if recorded is not None and session.response is not None:
-        report.response_diff = compare_responses(recorded, session.response)
+        report.response_diff = compare_responses(recorded, session.response, session.config.ignore_fields)
         report.response = DIFFERENT if report.response_diff else IDENTICAL
     rec_request = cassette.get("request") or {}
     live = session.request or {}
     if "method" in live and "path" in rec_request:
-        if (live.get("method"), live.get("path")) != (rec_request.get("method"), rec_request.get("path")):
+        differences = request_differences(rec_request, live, session.config.redacted_query)
+        if differences:
             report.request_note = (
-                f"request {live.get('method')} {live.get('path')} replayed from a cassette recorded for "
-                f"{rec_request.get('method')} {rec_request.get('path')}"
+                f"request {describe(live)} replayed from a cassette recorded for {describe(rec_request)} "
+                f"({'; '.join(differences)})"
             )
     return report
 

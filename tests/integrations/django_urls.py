@@ -33,7 +33,7 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 def echo(request: HttpRequest) -> HttpResponse:
     """The body as the view reads it: raw for JSON, parsed for forms."""
-    if request.content_type == "application/x-www-form-urlencoded":
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return JsonResponse({key: request.POST.getlist(key) for key in request.POST})
     return HttpResponse(request.body, content_type="application/octet-stream")
 

@@ -215,7 +215,7 @@ def test_wsgi_middleware_around_get_wsgi_application(tmp_path: Path) -> None:
         config = TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path)
         client = Client(TimeTracerMiddleware(get_wsgi_application(), config))
         response = client.get("/users/123", buffered=True)
-        assert response.json == {"_id": "123", "name": "Alice", "traced": True}
+        assert json.loads(response.data) == {"_id": "123", "name": "Alice", "traced": True}
         streamed = client.get("/stream", buffered=True)
         assert streamed.get_data() == b"a=True;b=True;c=True;"
     assert read(tmp_path / "GET__users_123.json")["response"]["status"] == 200
@@ -260,3 +260,16 @@ def test_the_request_body_is_captured_and_the_view_reads_it_unchanged(
     request = read(cassette)["request"]
     assert request["query"] == "token=[REDACTED]&page=2"
     assert (request["body"], request["body_encoding"], request["body_truncated"]) == (stored, "text", False)
+
+
+def test_a_multipart_upload_is_parsed_by_the_view_and_its_secret_fields_redacted(tmp_path: Path) -> None:
+    data = {"user": "ann", "password": "hunter2", "tag": ["a", "b"]}
+    with override_settings(**BASE, MIDDLEWARE=[]):
+        plain = DjangoClient().post("/echo", data=data)
+    with recording(tmp_path):
+        traced = DjangoClient().post("/echo", data=data)
+    assert traced.json() == plain.json() == {"user": ["ann"], "password": ["hunter2"], "tag": ["a", "b"]}
+    (cassette,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    body = read(cassette)["request"]["body"]
+    assert "hunter2" not in body and 'name="password"\r\n\r\n[REDACTED]\r\n' in body
+    assert 'name="user"\r\n\r\nann\r\n' in body

@@ -385,3 +385,25 @@ def test_errors_are_timetracer_errors_not_pymongo_errors(
             dead_client()[shop_db.name].users.find_one({"_id": "nope"})
     assert not isinstance(caught.value, PyMongoError)
     assert isinstance(caught.value, AssertionError)  # a test using the cassette fails, loudly
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"connect": False, "tz_aware": True}, id="connect-false"),
+        pytest.param({"connect": True, "appname": "shop", "maxPoolSize": 7}, id="connect-true"),
+    ],
+)
+def test_a_client_made_in_replay_has_the_repr_it_has_live(
+    options: Dict[str, Any], mongo_uri: str, make_client: Callable[..., Any], tape: Tape, blackhole: Any
+) -> None:
+    # The repr ends up in error pages, logs and test messages: replay must not change it.
+    with tape.record():
+        pass
+    with tape.replay():
+        replayed = repr(make_client(blackhole.uri, **options))
+    blackhole.assert_untouched()  # the constructor's own connect step was skipped
+    live = repr(make_client(blackhole.uri, **options))
+    assert replayed == live
+    assert ("connect=False" in live) == (options.get("connect") is False)

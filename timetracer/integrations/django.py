@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
-from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
+from django.http import HttpRequest, HttpResponseServerError
+from django.http.response import HttpResponseBase  # not re-exported by django.http before 4.0
 
 from timetracer._lifecycle import REPLAY_HEADER, SESSION_KEY, RequestLifecycle, replay_failure_text
 from timetracer._request import Body, capture_body, wsgi_text

@@ -100,11 +100,14 @@ def _recorded_docs(event: Dict[str, Any]) -> List[Any]:
 
 def _past_end(session: Session, event: Dict[str, Any], count: int) -> ReplayMismatchError:
     sig = event["signature"]
-    return ReplayMismatchError(
+    message = (
         f"the app read more documents from the cursor of {sig.get('method')} on {sig.get('url')} "
         f"(recorded call eid={event['eid']}) than were recorded: the recording read {count} and "
         f"stopped before the cursor was exhausted\n  cassette: {session.cassette_path}"
     )
+    if session.replayer is not None:  # counted and logged: the verdict is mismatch even if caught
+        return session.replayer.miss(message)
+    return ReplayMismatchError(message)
 
 
 def _find_arguments(cursor: Cursor) -> Dict[str, Any]:

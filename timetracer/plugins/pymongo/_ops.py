@@ -16,7 +16,6 @@ from bson.codec_options import DEFAULT_CODEC_OPTIONS
 from bson.raw_bson import RawBSONDocument
 from pymongo import results as pm_results
 
-from timetracer.errors import ReplayMismatchError
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._cursor import TracedCommandCursor
 from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
@@ -357,7 +356,7 @@ def run(
             raise rebuild_error(result["error"])
         body = result.get("body") or {}
         if not body.get("captured", False):
-            raise ReplayMismatchError(
+            raise session.replayer.miss(
                 f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
                 f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
             )

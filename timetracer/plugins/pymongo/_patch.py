@@ -193,16 +193,26 @@ def _replaying_session() -> Any:
     return session if session is not None and session.replaying else None
 
 
+# Set while a client is being constructed in replay: its constructor must not open the topology
+# (start monitors that connect), and it keeps its own ``connect`` option so repr() is as live.
+_constructing = threading.local()
+
+
 def _wrap_client_init(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        # In replay nothing may reach a server: don't start background monitoring either.
-        if _replay_wanted():
-            if len(args) > 4:
-                args = (*args[:4], False, *args[5:])
-            else:
-                kwargs["connect"] = False
-        original(self, *args, **kwargs)
+        # In replay nothing may reach a server: don't start background monitoring either. The
+        # constructor's own "connect" step is skipped by the topology guard instead of passing
+        # connect=False, so the client's options and repr() are the ones it has live.
+        if not _replay_wanted():
+            original(self, *args, **kwargs)
+            return
+        outer = getattr(_constructing, "active", False)
+        _constructing.active = True
+        try:
+            original(self, *args, **kwargs)
+        finally:
+            _constructing.active = outer
 
     return __init__
 
@@ -217,6 +227,8 @@ def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_constructing, "active", False):
+            return None  # a replaying client's constructor connecting (connect=True): not now
         session = _replaying_session()
         if session is not None:
             raise ReplayUnsupportedError(

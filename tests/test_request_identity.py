@@ -1,0 +1,269 @@
+"""Many requests to one route: each recorded request keeps its recording and replays its own response.
+
+A Flask + PyMongo app runs a script of requests against the real test server through the WSGI
+middleware: paginated GETs, repeated GETs around POSTs, PUTs to one path with different bodies.
+Replayed with the database gone, every step gets its own recorded response byte for byte with
+``X-Timetracer-Replay: identical``; a request never recorded gets a 500 naming what was looked
+for and no other request's data; mismatches the app swallows still make the verdict ``mismatch``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pymongo
+import pytest
+from flask import Flask, jsonify, request
+from pymongo.database import Database
+from werkzeug.test import Client
+
+from timetracer.cassette import read_cassette
+from timetracer.cassette.naming import claim_recording
+from timetracer.config import TraceConfig
+from timetracer.wsgi import REPLAY_HEADER, TimeTracerMiddleware
+
+pytestmark = pytest.mark.usefixtures("isolated_pymongo_plugin")
+
+Step = Tuple[str, str, Optional[Dict[str, Any]]]
+
+# The script: (method, url, JSON body). Identical requests recur with different answers.
+SCRIPT: List[Step] = [
+    ("GET", "/items?page=1&size=2", None),
+    ("GET", "/items?page=2&size=2", None),
+    ("GET", "/items?size=2&page=1", None),  # page 1 again, parameters in another order
+    ("GET", "/items", None),  # before the POSTs
+    ("POST", "/items", {"name": "d", "price": 4}),
+    ("POST", "/items", {"name": "e", "price": 5}),
+    ("POST", "/items", {"name": "f", "price": 6}),
+    ("GET", "/items", None),  # after them: another answer for the same request
+    ("GET", "/items?page=2&size=2", None),  # page 2 has changed too
+    ("PUT", "/items/a", {"price": 10}),
+    ("PUT", "/items/a", {"price": 20}),
+    ("PUT", "/items/a", {"price": 10}),  # the first body again: a repeat of the first PUT
+    ("GET", "/items/a", None),
+]
+
+
+class Apps:
+    """Flask apps over one database, wrapped in the middleware, recording into one folder."""
+
+    def __init__(self, db_name: str, cassette_dir: Path) -> None:
+        self.db_name = db_name
+        self.cassette_dir = cassette_dir
+        self.clients: List[pymongo.MongoClient[Any]] = []
+
+    def __call__(self, mongo_uri: str, mode: str, *, version: int = 1, **settings: Any) -> Client:
+        mongo: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=300)
+        self.clients.append(mongo)
+        db = mongo[self.db_name]
+        app = Flask(f"tt_identity_{len(self.clients)}")
+
+        @app.route("/items", methods=["GET"])
+        def list_items() -> Any:
+            page = int(request.args.get("page", 1))
+            size = int(request.args.get("size", 100))
+            cursor = db.items.find({}, {"_id": 0}).sort("name", 1).skip((page - 1) * size).limit(size)
+            return jsonify({"page": list(cursor), "total": db.items.count_documents({})})
+
+        @app.route("/items", methods=["POST"])
+        def create_item() -> Any:
+            data = request.get_json()
+            inserted = db.items.insert_one({"name": data["name"], "price": data["price"]})
+            return jsonify({"id": str(inserted.inserted_id)}), 201
+
+        @app.route("/items/<name>", methods=["PUT"])
+        def update_item(name: str) -> Any:
+            result = db.items.update_one({"name": name}, {"$set": {"price": request.get_json()["price"]}})
+            return jsonify({"matched": result.matched_count, "modified": result.modified_count})
+
+        @app.route("/items/<name>", methods=["GET"])
+        def get_item(name: str) -> Any:
+            return jsonify(db.items.find_one({"name": name}, {"_id": 0}))
+
+        @app.route("/items/<name>/touch", methods=["POST"])
+        def touch(name: str) -> Any:
+            # Version 2 of the app changed its filter; a failed bookkeeping write is swallowed.
+            query: Dict[str, Any] = {"name": name} if version == 1 else {"name": name, "archived": False}
+            try:
+                db.items.update_one(query, {"$inc": {"touched": 1}})
+            except Exception:
+                pass
+            return jsonify({"ok": True})
+
+        @app.route("/login", methods=["POST"])
+        def login() -> Any:
+            token = uuid.uuid4().hex  # fresh on every run
+            db.users.update_one({"name": request.get_json()["user"]}, {"$set": {"jwt": token}})
+            user = db.users.find_one({"name": request.get_json()["user"]}, {"_id": 0, "jwt": 0})
+            return jsonify({"user": user, "jwt": token})
+
+        config = TraceConfig.from_env({}, mode=mode, cassette_dir=self.cassette_dir, **settings)
+        app.wsgi_app = TimeTracerMiddleware(app.wsgi_app, config)  # type: ignore[method-assign]
+        return Client(app)
+
+    def close(self) -> None:
+        for mongo in self.clients:
+            mongo.close()
+
+
+@pytest.fixture
+def apps(fresh_db: Database[Any], tmp_path: Path) -> Iterator[Apps]:
+    fresh_db.items.insert_many([{"name": n, "price": p} for n, p in (("a", 1), ("b", 2), ("c", 3))])
+    fresh_db.users.insert_one({"name": "ann", "role": "admin"})
+    factory = Apps(fresh_db.name, tmp_path / "cassettes")
+    yield factory
+    factory.close()
+
+
+def run(client: Client, step: Step) -> Any:
+    method, url, body = step
+    return client.open(url, method=method, json=body, buffered=True)
+
+
+def cassettes(folder: Path) -> List[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_every_step_of_a_script_replays_its_own_response_byte_for_byte(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str
+) -> None:
+    recorder = apps(mongo_uri, "record")
+    recorded = [run(recorder, step) for step in SCRIPT]
+    assert [r.status_code for r in recorded] == [200] * 4 + [201] * 3 + [200] * 6
+    # The script does see different answers to identical requests (or this test would prove nothing).
+    assert recorded[3].data != recorded[7].data and recorded[1].data != recorded[8].data
+    assert recorded[0].data == recorded[2].data
+
+    # One file per request: 13 requests, 13 cassettes, named readably.
+    names = cassettes(apps.cassette_dir)
+    assert len(names) == len(SCRIPT)
+    assert {"GET__items.json", "GET__items~2.json", "GET__items_a.json"} <= set(names)
+    page_one = [n for n in names if n.startswith("GET__items~q")]
+    assert len(page_one) == 4  # page 1 (x2, one identity), page 2 (x2)
+    assert sum(n.endswith("~2.json") for n in page_one) == 2
+    puts = [n for n in names if n.startswith("PUT__items_a")]
+    assert len(puts) == 3 and sum(n.endswith("~2.json") for n in puts) == 1
+    for name in names:
+        request = read_cassette(apps.cassette_dir / name)["request"]
+        assert name.startswith(f"{request['method']}__")
+
+    replayer = apps(dead_mongo_uri, "replay")
+    for step, live in zip(SCRIPT, recorded):
+        replayed = run(replayer, step)
+        assert (step, replayed.status_code) == (step, live.status_code)
+        assert replayed.data == live.data, step
+        assert replayed.headers[REPLAY_HEADER] == "identical", step
+
+
+def test_a_request_never_recorded_gets_a_500_naming_what_was_looked_for_and_no_other_data(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str
+) -> None:
+    recorder = apps(mongo_uri, "record")
+    for step in SCRIPT[:4]:
+        run(recorder, step)
+    replayer = apps(dead_mongo_uri, "replay")
+
+    missing = run(replayer, ("GET", "/items?page=9&size=2", None))
+    assert missing.status_code == 500
+    text = missing.get_data(as_text=True)
+    assert "no recording of GET /items?page=9&size=2" in text
+    assert "looked for" in text and "GET__items~q" in text
+    assert '"name"' not in text and "price" not in text  # no other request's data
+
+    assert run(replayer, ("GET", "/items", None)).status_code == 200
+    again = run(replayer, ("GET", "/items", None))  # recorded once, asked twice
+    assert again.status_code == 500
+    assert "the 2nd request like it in this replay, but only 1 were recorded" in again.get_data(as_text=True)
+
+
+def test_a_swallowed_mismatch_gives_mismatch_and_logs_the_diff_naming_the_field(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded = run(apps(mongo_uri, "record"), ("POST", "/items/a/touch", None))
+    caplog.set_level(logging.INFO, logger="timetracer")
+    replayed = run(apps(dead_mongo_uri, "replay", version=2), ("POST", "/items/a/touch", None))
+    assert replayed.status_code == 200 and replayed.data == recorded.data  # the app hid the error
+    assert replayed.headers[REPLAY_HEADER] == "mismatch"
+    (warning,) = [r for r in caplog.records if "replay mismatch" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "UPDATE_ONE" in warning.getMessage().upper()
+    assert "filter.archived: false != <missing>" in warning.getMessage()
+
+
+@pytest.mark.parametrize("ignore, verdict", [("jwt", "identical"), ("", "mismatch")])
+def test_a_plain_ignored_name_covers_set_operators_and_the_response(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str, ignore: str, verdict: str
+) -> None:
+    login = ("POST", "/login", {"user": "ann", "password": "hunter2"})
+    recorded = run(apps(mongo_uri, "record"), login)
+    replayed = run(apps(dead_mongo_uri, "replay", ignore_fields=ignore), login)
+    # $set.jwt differs (a fresh token), and so does the response's "jwt": both ignored, or not.
+    assert replayed.headers[REPLAY_HEADER] == verdict
+    if ignore:
+        assert replayed.status_code == 200
+        assert json.loads(replayed.data)["user"] == json.loads(recorded.data)["user"]
+        assert json.loads(replayed.data)["jwt"] != json.loads(recorded.data)["jwt"]
+
+
+def test_an_ignored_response_field_alone_keeps_the_verdict_identical(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str, tmp_path: Path
+) -> None:
+    recorded = run(apps(mongo_uri, "record"), ("GET", "/items/a", None))
+    # Change what was recorded, as a response carrying now() or a token would differ between runs.
+    (path,) = apps.cassette_dir.iterdir()
+    document = json.loads(path.read_text())
+    body = json.loads(document["response"]["body"]["data"])
+    body["price"] = 999
+    document["response"]["body"]["data"] = json.dumps(body)
+    path.write_text(json.dumps(document))
+
+    different = run(apps(dead_mongo_uri, "replay"), ("GET", "/items/a", None))
+    assert different.headers[REPLAY_HEADER] == "different"
+    for ignore in ("price", "body.price"):
+        same = run(apps(dead_mongo_uri, "replay", ignore_fields=ignore), ("GET", "/items/a", None))
+        assert same.data == recorded.data
+        assert same.headers[REPLAY_HEADER] == "identical", ignore
+
+
+def test_a_route_keeps_at_most_its_limit_of_recordings(
+    apps: Apps, mongo_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = apps(mongo_uri, "record", max_recordings_per_route=3)
+    caplog.set_level(logging.WARNING, logger="timetracer")
+    responses = [run(recorder, ("GET", f"/items?page={n}&size=1", None)) for n in range(1, 6)]
+    assert all(r.status_code == 200 for r in responses)  # the app answers every request
+    assert len(cassettes(apps.cassette_dir)) == 3
+    (warning,) = [r for r in caplog.records if "runs unrecorded" in r.getMessage()]
+    assert "TIMETRACER_MAX_RECORDINGS_PER_ROUTE=3" in warning.getMessage()
+
+
+def test_concurrent_recorders_never_share_a_name(tmp_path: Path) -> None:
+    # Threads stand for processes here: names are claimed with O_EXCL in the folder, not counted.
+    claims: List[Any] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def record() -> None:
+        barrier.wait()
+        for _ in range(10):
+            claim = claim_recording(tmp_path, "GET", "/items", None, ".json", 0)
+            assert claim is not None
+            claim.target.write_text("{}")
+            claim.release()
+            with lock:
+                claims.append(claim.target.name)
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claims) == len(set(claims)) == 80
+    assert sorted(cassettes(tmp_path)) == sorted(
+        ["GET__items.json"] + [f"GET__items~{n}.json" for n in range(2, 81)]
+    )
