@@ -64,3 +64,4 @@ def test_the_quickstart_runs_as_pasted(tmp_path: Path, mongoeco_python: Path) ->
     assert "timetracer: recorded GET /users/123 → cassettes/GET__users_123.json (1 call)" in run.stderr
     assert "timetracer replay cassettes/GET__users_123.json: 1 calls matched exactly" in run.stderr
     assert not listening(5000)
+    assert not listening(27017)  # docker stop stopped the server
