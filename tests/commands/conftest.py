@@ -76,11 +76,11 @@ def recorded_shop(tmp_path_factory: pytest.TempPathFactory, mongo_uri: str) -> R
     with run_app(command, APP_DIR, env, port, root / "record.log") as app:
         for method, path, payload in REQUESTS:
             assert app.request(method, path, payload).status in (200, 201)
-        _wait_for(cassettes, len(REQUESTS))
+        wait_for(cassettes, len(REQUESTS))
     return Recorded(cassettes, (root / "record.log").read_text(encoding="utf-8", errors="replace"))
 
 
-def _wait_for(directory: Path, count: int, timeout: float = 15.0) -> None:
+def wait_for(directory: Path, count: int, timeout: float = 15.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout

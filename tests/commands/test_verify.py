@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Dict
 
-from .conftest import APP_DIR, Recorded, assert_one_line_error, cli, example_env
+from .conftest import (
+    APP_DIR,
+    EXAMPLES,
+    Recorded,
+    assert_one_line_error,
+    cli,
+    example_env,
+    free_port,
+    load_example_module,
+    run_app,
+    wait_for,
+)
 
 
 def verify(dead_mongo_uri: str, *args: str, cwd: Path = APP_DIR) -> Any:
@@ -152,3 +164,26 @@ def test_default_folder_is_the_cassette_dir(shop_copy: Recorded, dead_mongo_uri:
     run = cli("verify", "--app", "app:app", cwd=APP_DIR, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.splitlines()[-1].startswith("6 cassettes: 6 identical")
+
+
+def test_a_django_project_is_verified_through_its_own_middleware(
+    tmp_path: Path, mongo_uri: str, dead_mongo_uri: str
+) -> None:
+    """The Django example: recorded under runserver, verified through ``blog_site.wsgi``."""
+    django_dir = EXAMPLES / "django_app"
+    load_example_module(django_dir / "seed.py").seed(mongo_uri)
+    cassettes = tmp_path / "cassettes"
+    env = example_env(MONGODB_URI=mongo_uri, TIMETRACER_MODE="record", TIMETRACER_CASSETTE_DIR=str(cassettes))
+    port = free_port()
+    command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    with run_app(command, django_dir, env, port, tmp_path / "record.log") as app:
+        assert app.request("GET", "/posts/").status == 200
+        assert app.request("GET", "/posts/hello-world/").status == 200
+        wait_for(cassettes, 2)
+    run = verify(dead_mongo_uri, "--app", "blog_site.wsgi:application", str(cassettes), cwd=django_dir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "wrapped" not in run.stdout  # the project's MIDDLEWARE entry replayed; none added
+    lines = lines_by_file(run.stdout)
+    assert lines["GET__posts.json"].endswith("GET /posts/: 1 call replayed")
+    assert lines["GET__posts_hello-world.json"].startswith("identical ")
+    assert run.stdout.splitlines()[-1] == "2 cassettes: 2 identical, 0 different, 0 mismatch, 0 skipped"
