@@ -202,9 +202,7 @@ class RequestLifecycle:
                     target = claim.target
                 session = Session(self.config, Mode.RECORD, cassette_path=target, request=request)
             except Exception as exc:
-                logger.exception(
-                    "timetracer: cannot record %s %s (%s); it runs unrecorded", method, path, exc
-                )
+                logger.exception("timetracer: cannot record %s %s (%s); it runs unrecorded", method, path, exc)
                 return None
             return RequestTrace(self, session, claim)
         try:
