@@ -29,6 +29,7 @@ HELP = "check cassettes: compression, JSON, schema and stored values (exit 1 if 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SHOWN = 5
+_warned = False  # "PyMongo is not installed" said once per run
 
 
 def add_parser(commands: Any) -> None:
@@ -97,7 +98,10 @@ def value_problems(document: Dict[str, Any]) -> List[str]:
 
         from timetracer.plugins.pymongo._values import decode_value
     except ImportError:
-        print("timetracer validate: PyMongo is not installed; stored values are not checked", file=sys.stderr)
+        global _warned
+        if not _warned:
+            print("timetracer validate: PyMongo is not installed; stored values are not checked", file=sys.stderr)
+            _warned = True
         return []
     problems: List[str] = []
     for where, value in _stored_values(document):
