@@ -187,3 +187,41 @@ def test_a_django_project_is_verified_through_its_own_middleware(
     assert lines["GET__posts.json"].endswith("GET /posts/: 1 call replayed")
     assert lines["GET__posts_hello-world.json"].startswith("identical ")
     assert run.stdout.splitlines()[-1] == "2 cassettes: 2 identical, 0 different, 0 mismatch, 0 skipped"
+
+
+def test_a_mismatch_the_app_catches_is_still_a_mismatch(
+    shop_copy: Recorded, dead_mongo_uri: str, tmp_path: Path
+) -> None:
+    (tmp_path / "careless.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            from pymongo import MongoClient
+
+            from timetracer.wsgi import TimeTracerMiddleware
+
+            client = MongoClient(os.environ["MONGODB_URI"], serverSelectionTimeoutMS=500)
+
+
+            def lookup(environ, start_response):
+                try:
+                    client.myapp.users.find_one({"_id": environ["PATH_INFO"].rsplit("/", 1)[-1], "x": 1})
+                except Exception:  # swallowed: the response alone would not show it
+                    pass
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok"]
+
+
+            application = TimeTracerMiddleware(lookup)
+            """
+        )
+    )
+    run = verify(
+        dead_mongo_uri, "--app", "careless:application", str(shop_copy.find("GET__users_123")), cwd=tmp_path
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    line = run.stdout.splitlines()[0]
+    assert line.startswith("mismatch ")
+    assert "no recorded call matches FIND_ONE on myapp.users" in line
+    assert "nearest differs in filter.x: 1 != <missing>" in line

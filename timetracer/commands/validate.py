@@ -100,7 +100,10 @@ def value_problems(document: Dict[str, Any]) -> List[str]:
     except ImportError:
         global _warned
         if not _warned:
-            print("timetracer validate: PyMongo is not installed; stored values are not checked", file=sys.stderr)
+            print(
+                "timetracer validate: PyMongo is not installed; stored values are not checked",
+                file=sys.stderr,
+            )
             _warned = True
         return []
     problems: List[str] = []

@@ -185,8 +185,12 @@ def environ_for(request: Dict[str, Any], errors: io.StringIO) -> Dict[str, Any]:
     return environ
 
 
+_MISMATCH_LOG = "timetracer replay mismatch: "
+
+
 class _Errors(logging.Handler):
-    """Keeps the timetracer exceptions logged by the framework while a request runs."""
+    """Keeps, while a request runs, the replay mismatches timetracer logs (even those the app
+    catches) and the timetracer exceptions the framework logs."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -198,6 +202,10 @@ class _Errors(logging.Handler):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, TimeTracerError):
             self.messages.append(str(exc))
+        elif record.name == "timetracer":
+            text = record.getMessage()
+            if text.startswith(_MISMATCH_LOG):
+                self.messages.append(text[len(_MISMATCH_LOG) :])
 
 
 def _first_line(text: str) -> str:
