@@ -84,7 +84,8 @@ def _table(rows: List[Dict[str, Any]]) -> str:
 def run(options: argparse.Namespace) -> int:
     base = Path(options.directory) if options.directory else default_cassette_dir()
     if not base.exists():
-        raise CommandError(f"{base}: no such folder")
+        hint = "" if options.directory else " (the default; give DIR or set TIMETRACER_CASSETTE_DIR)"
+        raise CommandError(f"{base}: no such folder{hint}")
     if not base.is_dir():
         raise CommandError(f"{base}: not a folder (ls lists a folder; use 'timetracer show {base}')")
     rows: List[Dict[str, Any]] = []
