@@ -143,15 +143,15 @@ def shown_path(path: Union[str, Path]) -> str:
 
 
 def log_recorded(request: Dict[str, Any], path: Union[str, Path], calls: int) -> None:
-    """``recorded GET /users/123 → cassettes/GET__users_123.json (3 calls)`` at INFO."""
+    """``recorded GET /users/123 → cassettes/GET__users_123.json (3 calls)`` at INFO (a script's
+    or explicit session's cassette: ``recorded 3 calls → cassettes/nightly_job.json``)."""
     if not logger.isEnabledFor(logging.INFO):
         return
     method, target = request.get("method"), request.get("path")
+    plural = "" if calls == 1 else "s"
     if isinstance(method, str) and isinstance(target, str):
         query = request.get("query")
         what = f"{method} {target}" + (f"?{query}" if isinstance(query, str) and query else "")
-    else:
-        what = str(request.get("name") or "session")
-    logger.info(
-        "timetracer: recorded %s → %s (%d call%s)", what, shown_path(path), calls, "" if calls == 1 else "s"
-    )
+        logger.info("timetracer: recorded %s → %s (%d call%s)", what, shown_path(path), calls, plural)
+    else:  # a script or an explicit session: the file says what it is
+        logger.info("timetracer: recorded %d call%s → %s", calls, plural, shown_path(path))

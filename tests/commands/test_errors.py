@@ -92,7 +92,7 @@ def test_a_scripts_own_error_is_shown_as_python_shows_it(tmp_path: Path) -> None
     ]
     assert "timetracer/" not in run.stderr  # no frame of timetracer's
     assert lines[-1] == "ValueError: bad row 7"
-    assert lines[0] == "timetracer: recorded job.json → cassettes/job.json (0 calls)"
+    assert lines[0] == "timetracer: recorded 0 calls → cassettes/job.json"
 
 
 def test_help_and_version(recorded_shop: Recorded) -> None:

@@ -179,7 +179,7 @@ def test_script_record_then_replay_say_what_they_did(
 
     recorded = job(mongo_uri, "record")
     assert recorded.returncode == 0, recorded.stderr
-    assert recorded.stderr.splitlines() == ["timetracer: recorded job.json → cassettes/job.json (2 calls)"]
+    assert recorded.stderr.splitlines() == ["timetracer: recorded 2 calls → cassettes/job.json"]
     replayed = job(dead_mongo_uri, "replay")
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stderr.splitlines() == [

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,11 @@ def quickstart() -> tuple:
 
 def test_the_quickstart_runs_as_pasted(tmp_path: Path, mongoeco_python: Path) -> None:
     for port in (27017, 5000):
-        if listening(port):
-            pytest.fail(f"port {port} is in use; the quickstart needs it (stop what listens there)", pytrace=False)
+        deadline = time.monotonic() + 20  # another example's server on 27017 may still be stopping
+        while listening(port):
+            if time.monotonic() > deadline:
+                pytest.fail(f"port {port} is in use; the quickstart needs it (stop what listens there)", pytrace=False)
+            time.sleep(0.2)
     if shutil.which("curl") is None:
         pytest.fail("curl is not installed; the quickstart uses it", pytrace=False)
     app, steps = quickstart()
