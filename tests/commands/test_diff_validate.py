@@ -191,3 +191,16 @@ def test_schema_checker_agrees_with_jsonschema(
 def test_schema_checker_refuses_a_keyword_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="uniqueItems"):
         SchemaChecker({"type": "array", "uniqueItems": True})
+
+
+def test_diff_compares_json_request_bodies_field_by_field(shop_copy: Recorded, tmp_path: Path) -> None:
+    post = shop_copy.find("POST__products")
+    other = tmp_path / "other.json"
+    other.write_text(post.read_text(encoding="utf-8").replace("Desk lamp", "Chair"), encoding="utf-8")
+    run = cli("diff", str(post), str(other))
+    assert run.returncode == 1
+    assert run.stdout.splitlines()[2:] == [
+        'request.body.name: "Desk lamp" -> "Chair"',
+        'call 1 (INSERT_ONE shop.products): args.document.name: "Desk lamp" -> "Chair"',
+        f"2 differences between {post} and {other}",
+    ]

@@ -112,6 +112,7 @@ def test_show_prints_request_status_and_one_line_per_call(shop_copy: Recorded) -
 
     run = cli("show", str(shop_copy.find("POST__products")))
     assert "POST /products -> 201 CREATED" in run.stdout
+    assert 'request body: {"name": "Desk lamp", "price": 24.9}' in run.stdout.splitlines()
     insert = run.stdout.splitlines()[-1].split()
     assert insert[:3] == ["1", "INSERT_ONE", "shop.products"]
     inserted = shop_copy.document("POST__products")["events"][0]["result"]["body"]["data"]["inserted_id"]

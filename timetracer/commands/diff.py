@@ -84,6 +84,15 @@ def _body(response: Dict[str, Any]) -> Any:
         return f"<{len(raw)} bytes: {raw[:16].hex()}…>"
 
 
+def _request_body(request: Dict[str, Any], body: Any) -> Any:
+    if not isinstance(body, str) or request.get("body_encoding", "text") != "text":
+        return body
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
 def _section(value: Any) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -97,7 +106,10 @@ def differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
     compare(session_a, session_b, "session", out)
     request_a, request_b = _section(a.get("request")), _section(b.get("request"))
     for name in _REQUEST_FIELDS:
-        compare(request_a.get(name, _MISSING), request_b.get(name, _MISSING), f"request.{name}", out)
+        value_a, value_b = request_a.get(name, _MISSING), request_b.get(name, _MISSING)
+        if name == "body":  # JSON bodies compared field by field
+            value_a, value_b = _request_body(request_a, value_a), _request_body(request_b, value_b)
+        compare(value_a, value_b, f"request.{name}", out)
     response_a, response_b = a.get("response"), b.get("response")
     if isinstance(response_a, dict) and isinstance(response_b, dict):
         compare(response_a.get("status"), response_b.get("status"), "response.status", out)

@@ -42,6 +42,13 @@ def render(path: Path, size: int, document: dict) -> str:
     if isinstance(session.get("duration_ms"), (int, float)):
         line += f"  ({ms(session['duration_ms'])})"
     lines.append(line)
+    request = document.get("request") if isinstance(document.get("request"), dict) else {}
+    body = request.get("body")
+    if isinstance(body, str) and body:
+        shown = body if request.get("body_encoding", "text") == "text" else f"({len(body)} base64 characters)"
+        shown = shown if len(shown) <= 100 else shown[:99] + "…"
+        truncated = " (stored truncated)" if request.get("body_truncated") else ""
+        lines.append(f"request body: {shown}{truncated}")
     error = document.get("error")
     if isinstance(error, dict):
         lines.append(f"error: {error.get('type')}: {error.get('message')}")
