@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from timetracer.cassette import cassette_name, cassette_path, read_cassette, write_cassette
-from timetracer.cassette.naming import MAX_STEM
+from timetracer.cassette.naming import MAX_STEM, numbered, parse_name, request_stem
 from timetracer.config import Compression, TraceConfig
 
 SAFE_STEM = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -279,3 +279,43 @@ def test_relative_cassette_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         write_cassette(target, {"schema_version": "1.0", "events": []}, config.compression)
     assert len(list((tmp_path / "cassettes").iterdir())) == 3
     assert {p.name for p in tmp_path.iterdir()} == {"cassettes"}
+
+
+# -- one file per recorded request ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, parsed",
+    [
+        pytest.param("GET__items.json", ("GET__items", None, 1), id="plain"),
+        pytest.param("GET__items~2.json.gz", ("GET__items", None, 2), id="repeat-gzip"),
+        pytest.param("GET__items~q0123456789.json", ("GET__items", "q0123456789", 1), id="digest"),
+        pytest.param("GET__items~q0123456789~12.json.zst", ("GET__items", "q0123456789", 12), id="both"),
+        pytest.param(".GET__items~3.json.claim", ("GET__items", None, 3), id="claim"),
+        pytest.param("GET__file.json.json", ("GET__file.json", None, 1), id="path-ending-in-json"),
+        pytest.param("GET__items~0.json", None, id="zero"),
+        pytest.param("GET__items~02.json", None, id="leading-zero"),
+        pytest.param("GET__items~x.json", None, id="not-a-number"),
+        pytest.param(".GET__items.json.a1b2.tmp", None, id="temp-file"),
+        pytest.param("GET__items.json.claim", None, id="claim-not-hidden"),
+        pytest.param("notes.txt", None, id="other-file"),
+    ],
+)
+def test_recording_names_parse_back(name: str, parsed: object) -> None:
+    assert parse_name(name) == parsed
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/items"), ("GET", "/items.2"), ("GET", "/日本"), ("POST", "/" + "x" * 300), ("GET", "/")],
+)
+def test_every_numbered_name_parses_back_to_its_route(method: str, path: str) -> None:
+    for fingerprint in (None, "q0123456789"):
+        for number in (1, 2, 37):
+            name = numbered(request_stem(method, path, fingerprint), number) + ".json"
+            assert SAFE_STEM.match(name.replace("~", "")), name
+            assert parse_name(name) == (cassette_name(method, path), fingerprint, number)
+
+
+def test_the_second_get_items_and_get_items_dot_2_do_not_share_a_name() -> None:
+    assert numbered(request_stem("GET", "/items", None), 2) != request_stem("GET", "/items.2", None)

@@ -18,7 +18,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.test import Client, EnvironBuilder
 
-from timetracer._request import BufferedInput, capture_body, redact_body, redact_query
+from timetracer._body import BufferedInput, capture_body
+from timetracer._redact import redact_body, redact_query
 from timetracer.cassette import read_cassette
 from timetracer.config import TraceConfig
 from timetracer.errors import ConfigError
@@ -204,6 +205,9 @@ def test_an_error_while_reading_ahead_reaches_the_app_when_it_reads_on() -> None
         pytest.param(b"a\nb", b"c\nd", ["iter"], id="iteration"),
         pytest.param(b"abc", b"def", ["read:-1"], id="read-all"),
         pytest.param(b"abcdef", b"\nxyz", ["readline:4", "readline:10", "readline:10"], id="capped-lines"),
+        pytest.param(
+            b"abcde", b"fghij", ["readinto:3", "readinto:4", "readinto:8", "readinto:2"], id="readinto"
+        ),
     ],
 )
 def test_buffered_input_is_the_original_stream_call_for_call(
@@ -217,6 +221,9 @@ def test_buffered_input_is_the_original_stream_call_for_call(
                 out.append(list(stream))
             elif name == "readlines":
                 out.append(stream.readlines())
+            elif name == "readinto":
+                buffer = bytearray(int(arg))
+                out.append((stream.readinto(buffer), bytes(buffer)))
             else:
                 out.append(getattr(stream, name)(int(arg)) if arg else getattr(stream, name)())
         return out
@@ -308,3 +315,26 @@ def test_form_bodies_still_parse_for_a_framework(tmp_path: Path) -> None:
     assert traced.data == plain.data
     assert json.loads(traced.data)["password"] == ["p"]
     assert only_file(tmp_path)["request"]["body"] == "a=1&password=[REDACTED]&b=x&b=y"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"sample_rate": 0.0}, {"exclude_paths": "/echo"}, {"mode": "off"}],
+    ids=["sampled-out", "excluded", "off"],
+)
+def test_an_untraced_request_gets_its_stream_untouched(tmp_path: Path, settings: Dict[str, Any]) -> None:
+    seen: List[Any] = []
+
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        seen.append(environ["wsgi.input"])
+        start_response("200 OK", [])
+        return [environ["wsgi.input"].read(3)]
+
+    original = io.BytesIO(b"abc")
+    environ = EnvironBuilder(path="/echo", method="POST", data=b"abc").get_environ()
+    environ["wsgi.input"] = original
+    result = TimeTracerMiddleware(app, config(tmp_path, **settings))(environ, lambda *a: None)
+    assert b"".join(result) == b"abc"
+    getattr(result, "close", lambda: None)()
+    assert seen == [original]
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -23,7 +25,7 @@ from pymongo.database import Database
 from werkzeug.test import Client
 
 from timetracer.cassette import read_cassette
-from timetracer.cassette.naming import claim_recording
+from timetracer.cassette.naming import RecordingFolder
 from timetracer.config import TraceConfig
 from timetracer.wsgi import REPLAY_HEADER, TimeTracerMiddleware
 
@@ -94,6 +96,16 @@ class Apps:
             except Exception:
                 pass
             return jsonify({"ok": True})
+
+        @app.route("/items/report", methods=["GET"])
+        def report() -> Any:
+            # Version 2 also makes sure of an index, and carries on if that fails.
+            if version == 2:
+                try:
+                    db.items.create_index("name")
+                except Exception:
+                    pass
+            return jsonify({"count": db.items.count_documents({})})
 
         @app.route("/login", methods=["POST"])
         def login() -> Any:
@@ -195,6 +207,18 @@ def test_a_swallowed_mismatch_gives_mismatch_and_logs_the_diff_naming_the_field(
     assert "filter.archived: false != <missing>" in warning.getMessage()
 
 
+def test_a_swallowed_call_that_replay_cannot_answer_gives_mismatch(
+    apps: Apps, mongo_uri: str, dead_mongo_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded = run(apps(mongo_uri, "record"), ("GET", "/items/report", None))
+    caplog.set_level(logging.INFO, logger="timetracer")
+    replayed = run(apps(dead_mongo_uri, "replay", version=2), ("GET", "/items/report", None))
+    assert replayed.data == recorded.data  # the app hid the ReplayUnsupportedError
+    assert replayed.headers[REPLAY_HEADER] == "mismatch"
+    (warning,) = [r for r in caplog.records if "replay mismatch" in r.getMessage()]
+    assert "Collection.create_index() is not replayed" in warning.getMessage()
+
+
 @pytest.mark.parametrize("ignore, verdict", [("jwt", "identical"), ("", "mismatch")])
 def test_a_plain_ignored_name_covers_set_operators_and_the_response(
     apps: Apps, mongo_uri: str, dead_mongo_uri: str, ignore: str, verdict: str
@@ -242,28 +266,105 @@ def test_a_route_keeps_at_most_its_limit_of_recordings(
     assert "TIMETRACER_MAX_RECORDINGS_PER_ROUTE=3" in warning.getMessage()
 
 
-def test_concurrent_recorders_never_share_a_name(tmp_path: Path) -> None:
-    # Threads stand for processes here: names are claimed with O_EXCL in the folder, not counted.
-    claims: List[Any] = []
-    lock = threading.Lock()
+def _claim_many(folder: str, count: int, start: Any) -> List[str]:
+    """One recording process: its own RecordingFolder, claiming and writing ``count`` names."""
+    from timetracer.cassette.naming import RecordingFolder
+
+    recorder = RecordingFolder(Path(folder))
+    start.wait()
+    names = []
+    for _ in range(count):
+        claim = recorder.claim("GET", "/items", None, ".json", 0)
+        assert claim is not None
+        claim.target.write_text("{}")
+        claim.release()
+        names.append(claim.target.name)
+    return names
+
+
+def test_concurrent_recording_processes_never_share_a_name(tmp_path: Path) -> None:
+    # Names are claimed with O_EXCL in the folder, so processes recording into one folder (gunicorn
+    # workers) never overwrite each other, and the numbers stay 1..N with no gap.
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with context.Manager() as manager:
+        start = manager.Event()
+        with context.Pool(4) as pool:
+            results = [pool.apply_async(_claim_many, (str(tmp_path), 20, start)) for _ in range(4)]
+            start.set()
+            names = [name for result in results for name in result.get(timeout=120)]
+    assert len(names) == len(set(names)) == 80
+    expected = ["GET__items.json"] + [f"GET__items~{n}.json" for n in range(2, 81)]
+    assert sorted(cassettes(tmp_path)) == sorted(expected)
+
+
+def test_threads_of_one_recorder_never_share_a_name(tmp_path: Path) -> None:
     barrier = threading.Barrier(8)
+    names: List[str] = []
+    lock = threading.Lock()
+    folder = RecordingFolder(tmp_path)
 
     def record() -> None:
         barrier.wait()
         for _ in range(10):
-            claim = claim_recording(tmp_path, "GET", "/items", None, ".json", 0)
-            assert claim is not None
+            claim = folder.claim("GET", "/items", None, ".json", 50)
+            if claim is None:
+                continue
             claim.target.write_text("{}")
             claim.release()
             with lock:
-                claims.append(claim.target.name)
+                names.append(claim.target.name)
 
     threads = [threading.Thread(target=record) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(claims) == len(set(claims)) == 80
+    assert len(names) == len(set(names)) == 50  # the route limit holds under concurrency too
     assert sorted(cassettes(tmp_path)) == sorted(
-        ["GET__items.json"] + [f"GET__items~{n}.json" for n in range(2, 81)]
+        ["GET__items.json"] + [f"GET__items~{n}.json" for n in range(2, 51)]
     )
+
+
+def test_errors_only_recordings_are_numbered_without_gaps(tmp_path: Path) -> None:
+    # In errors-only mode a request that ends well gives its name back: the failing ones are 1, 2...
+    calls: List[int] = []
+
+    def flaky(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
+        calls.append(1)
+        failing = len(calls) % 2 == 0
+        start_response("500 Internal Server Error" if failing else "200 OK", [("Content-Type", "text/plain")])
+        return [f"call {len(calls)}".encode()]
+
+    config = TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path, errors_only=True)
+    client = Client(TimeTracerMiddleware(flaky, config))
+    statuses = [client.get("/flaky", buffered=True).status_code for _ in range(5)]
+    assert statuses == [200, 500, 200, 500, 200]
+    assert cassettes(tmp_path) == ["GET__flaky.json", "GET__flaky~2.json"]
+    assert read_cassette(tmp_path / "GET__flaky~2.json")["response"]["body"]["data"] == "call 4"
+
+
+def test_a_cassette_recorded_before_bodies_were_stored_still_answers_its_own_query(tmp_path: Path) -> None:
+    # Earlier versions named a cassette after the route alone and stored no body: it answers the
+    # request whose query string it was recorded for, and no other.
+    def app(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"page": 2}']
+
+    recorder = Client(
+        TimeTracerMiddleware(app, TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path))
+    )
+    recorder.get("/items?page=2&token=abc", buffered=True)
+    (recorded,) = tmp_path.iterdir()
+    document = json.loads(recorded.read_text())
+    del document["request"]["body"]  # as an older timetracer wrote it
+    document["request"]["query"] = "page=2&token=abc"  # verbatim, before query redaction
+    recorded.unlink()
+    (tmp_path / "GET__items.json").write_text(json.dumps(document))
+
+    replayer = Client(
+        TimeTracerMiddleware(app, TraceConfig.from_env({}, mode="replay", cassette_dir=tmp_path))
+    )
+    same = replayer.get("/items?token=xyz&page=2", buffered=True)
+    assert (same.status_code, same.headers[REPLAY_HEADER]) == (200, "identical")
+    other = replayer.get("/items?page=3", buffered=True)
+    assert other.status_code == 500 and "no recording of GET /items?page=3" in other.get_data(as_text=True)

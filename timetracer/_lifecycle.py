@@ -16,9 +16,10 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
+from timetracer._body import Body
 from timetracer._logging import ensure_visible, log_recorded
 from timetracer._recordings import Recordings
-from timetracer._request import Body, request_section
+from timetracer._request import request_section
 from timetracer._response import REDACTED, ResponseCapture
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.cassette.naming import Claim

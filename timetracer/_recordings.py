@@ -20,8 +20,8 @@ from timetracer.cassette import read_cassette
 from timetracer.cassette.naming import (
     SUFFIXES,
     Claim,
+    RecordingFolder,
     cassette_name,
-    claim_recording,
     numbered,
     request_stem,
     route_recordings,
@@ -55,6 +55,7 @@ class Recordings:
         self.config = config
         self.directory = Path(config.cassette_dir)
         self._redacted = config.redacted_query
+        self._folder = RecordingFolder(self.directory)
         self._suffixes = (config.compression.suffix, *[s for s in SUFFIXES if s != config.compression.suffix])
         # Replay: how many live requests of each kind (request stem) this middleware has seen.
         self._seen: Dict[str, int] = {}
@@ -67,9 +68,7 @@ class Recordings:
         """The file to record ``request`` in, claimed; ``None`` when its route has all it may keep."""
         method, path = request["method"], request["path"]
         limit = self.config.max_recordings_per_route
-        claim = claim_recording(
-            self.directory, method, path, fingerprint(request), self.config.compression.suffix, limit
-        )
+        claim = self._folder.claim(method, path, fingerprint(request), self.config.compression.suffix, limit)
         if claim is None:
             route = cassette_name(method, path)
             with self._lock:

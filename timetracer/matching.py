@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type, TypeVar
 
 from timetracer.diff import diff_values
-from timetracer.errors import ReplayMismatchError
+from timetracer.errors import ReplayMismatchError, TimeTracerError
 from timetracer.hashing import body_hash, canonical_json
 
 if TYPE_CHECKING:
     from timetracer.config import TraceConfig
 
 logger = logging.getLogger("timetracer")
+
+E = TypeVar("E", bound=TimeTracerError)
 
 Key = Tuple[Any, Any, Any, Any]
 MAX_CANDIDATES = 3
@@ -182,8 +184,9 @@ class Replayer:
             message = self.describe_miss(signature, args, position)
         raise self.miss(message)
 
-    def miss(self, message: str) -> ReplayMismatchError:
-        """Count a call replay cannot answer, log why at WARNING now, and return the error to raise.
+    def miss(self, message: str, error: Type[E] = ReplayMismatchError) -> E:  # type: ignore[assignment]
+        """Count a call replay cannot answer, log why at WARNING now, and return the error to raise
+        (a :class:`ReplayMismatchError`, or ``error``, e.g. :class:`ReplayUnsupportedError`).
 
         Logged when it happens: the app may catch the error (``except Exception``) and the
         explanation would be lost; counted so the request's verdict is ``mismatch`` either way.
@@ -191,7 +194,7 @@ class Replayer:
         with self._lock:
             self.mismatches += 1
         logger.warning("timetracer replay mismatch: %s", message)
-        return ReplayMismatchError(message)
+        return error(message)
 
     def _exact(self, key: Key) -> Optional[Dict[str, Any]]:
         recorded = self._by_key.get(key)

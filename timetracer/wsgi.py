@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from timetracer._body import Body, capture_body
 from timetracer._lifecycle import (
     REPLAY_HEADER,
     SESSION_KEY,
@@ -17,7 +18,7 @@ from timetracer._lifecycle import (
     RequestTrace,
     replay_failure_text,
 )
-from timetracer._request import Body, capture_body, wsgi_text
+from timetracer._request import wsgi_text
 from timetracer._response import TracedIterable
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import TimeTracerError

@@ -8,11 +8,14 @@ with ``O_EXCL`` so concurrent recorders never share one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import threading
+import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from timetracer.config import Compression, TraceConfig
 
@@ -64,6 +67,8 @@ def cassette_path(config: TraceConfig, method: str, path: str) -> Path:
 SEPARATOR = "~"
 SUFFIXES = tuple(c.suffix for c in Compression)
 _CLAIM = ".claim"
+_SUFFIXES_LONGEST_FIRST = tuple(sorted(SUFFIXES, key=len, reverse=True))
+_FINGERPRINT = re.compile(r"q[0-9a-f]{10}")
 
 
 def request_stem(method: str, path: str, fingerprint: Optional[str]) -> str:
@@ -77,12 +82,31 @@ def numbered(stem: str, number: int) -> str:
     return stem if number <= 1 else f"{stem}{SEPARATOR}{number}"
 
 
-def _pattern(route: str) -> re.Pattern[str]:
-    suffixes = "|".join(re.escape(s) for s in sorted(SUFFIXES, key=len, reverse=True))
-    return re.compile(
-        rf"^(?P<claim>\.)?{re.escape(route)}(?:{SEPARATOR}(?P<fp>q[0-9a-f]{{10}}))?"
-        rf"(?:{SEPARATOR}(?P<n>[1-9][0-9]*))?(?P<suffix>{suffixes})(?({'claim'}){re.escape(_CLAIM)})$"
-    )
+def parse_name(name: str) -> Optional[Tuple[str, Optional[str], int]]:
+    """``(route stem, fingerprint, number)`` of a cassette or claim file name; ``None`` for others.
+
+    ``GET__items~q1a2b3c4d5e~3.json.gz`` → ``("GET__items", "q1a2b3c4d5e", 3)``.
+    """
+    if name.startswith("."):
+        if not name.endswith(_CLAIM):
+            return None  # temp files and anything else hidden
+        name = name[1 : -len(_CLAIM)]
+    for suffix in _SUFFIXES_LONGEST_FIRST:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            break
+    else:
+        return None
+    route, *rest = stem.split(SEPARATOR)
+    fingerprint: Optional[str] = None
+    number = 1
+    if rest and _FINGERPRINT.fullmatch(rest[0]):
+        fingerprint = rest.pop(0)
+    if rest and rest[0].isdigit() and not rest[0].startswith("0"):
+        number = int(rest.pop(0))
+    if rest or not route:
+        return None
+    return route, fingerprint, number
 
 
 def route_recordings(directory: Path, route: str) -> Dict[Tuple[Optional[str], int], List[str]]:
@@ -90,7 +114,6 @@ def route_recordings(directory: Path, route: str) -> Dict[Tuple[Optional[str], i
 
     Each value lists the file names found for that recording, claims included (dot-prefixed).
     """
-    pattern = _pattern(route)
     found: Dict[Tuple[Optional[str], int], List[str]] = {}
     try:
         entries = os.scandir(directory)
@@ -98,10 +121,9 @@ def route_recordings(directory: Path, route: str) -> Dict[Tuple[Optional[str], i
         return found
     with entries:
         for entry in entries:
-            match = pattern.match(entry.name)
-            if match is not None:
-                key = (match.group("fp"), int(match.group("n") or 1))
-                found.setdefault(key, []).append(entry.name)
+            parsed = parse_name(entry.name)
+            if parsed is not None and parsed[0] == route:
+                found.setdefault(parsed[1:], []).append(entry.name)
     return found
 
 
@@ -110,58 +132,155 @@ class Claim:
 
     The claim (``.{name}.claim``, made with ``O_EXCL``) keeps concurrent recorders, threads or
     processes, from taking the same name; :meth:`release` removes it once the cassette is written
-    or dropped.
+    or dropped (a dropped one frees its number again).
     """
 
-    __slots__ = ("claim", "target")
+    __slots__ = ("_forget", "claim", "target")
 
-    def __init__(self, target: Path, claim: Path) -> None:
+    def __init__(self, target: Path, claim: Path, forget: Optional[Callable[[], None]] = None) -> None:
         self.target = target
         self.claim = claim
+        self._forget = forget
 
     def release(self) -> None:
         try:
-            os.unlink(self.claim)
+            if self._forget is not None and not self.target.exists():
+                self._forget()  # nothing written (errors-only mode, a failed write): no gap
+        finally:
+            try:
+                os.unlink(self.claim)
+            except FileNotFoundError:
+                pass
+
+
+class _Route:
+    """The recording numbers taken in one route, by fingerprint, with O(1) count and next number."""
+
+    __slots__ = ("count", "highest", "numbers")
+
+    def __init__(self) -> None:
+        self.numbers: Dict[Optional[str], Set[int]] = {}
+        self.highest: Dict[Optional[str], int] = {}
+        self.count = 0
+
+    def add(self, fingerprint: Optional[str], number: int) -> None:
+        taken = self.numbers.setdefault(fingerprint, set())
+        if number not in taken:
+            taken.add(number)
+            self.count += 1
+            self.highest[fingerprint] = max(number, self.highest.get(fingerprint, 0))
+
+    def discard(self, fingerprint: Optional[str], number: int) -> None:
+        taken = self.numbers.get(fingerprint, set())
+        if number in taken:
+            taken.discard(number)
+            self.count -= 1
+            self.highest[fingerprint] = max(taken, default=0)
+
+    def next(self, fingerprint: Optional[str]) -> int:
+        return self.highest.get(fingerprint, 0) + 1
+
+
+class RecordingFolder:
+    """Hands out recording names in one folder: the next number of each request, bounded per route.
+
+    The folder is listed once and then every ``REFRESH_SECONDS`` (not per request: a folder may hold
+    many thousands of cassettes), and this process's own claims are added as they are made. Other
+    processes' recordings made since the last listing are met through ``O_EXCL`` when a name is
+    claimed, so names never collide; the route limit counts them from the next listing on.
+
+    :param directory: the cassette folder.
+
+    Example::
+
+        folder = RecordingFolder(Path("cassettes"))
+        claim = folder.claim("GET", "/items", None, ".json", limit=100)  # GET__items.json, then ~2...
+    """
+
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._routes: Dict[str, _Route] = {}
+        self._listed_at: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if self._listed_at is not None and now - self._listed_at < self.REFRESH_SECONDS:
+            return
+        routes: Dict[str, _Route] = {}
+        try:
+            entries = os.scandir(self.directory)
         except FileNotFoundError:
             pass
+        else:
+            with entries:
+                for entry in entries:
+                    parsed = parse_name(entry.name)
+                    if parsed is not None:
+                        routes.setdefault(parsed[0], _Route()).add(parsed[1], parsed[2])
+        self._routes = routes
+        self._listed_at = now
+
+    def claim(
+        self, method: str, path: str, fingerprint: Optional[str], suffix: str, limit: int
+    ) -> Optional[Claim]:
+        """Take the next free name for a recording of this request, or ``None`` if its route is full.
+
+        Recordings of identical requests are numbered after the highest number present, so their
+        order is the order requests started; ``limit`` (0: none) bounds the recordings of the route,
+        whatever their query strings or bodies.
+        """
+        route = cassette_name(method, path)
+        stem = request_stem(method, path, fingerprint)
+        directory = self.directory
+        with self._lock:
+            try:
+                self._refresh()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot claim {directory / (stem + suffix)}: {exc.strerror}"
+                ) from exc
+            taken = self._routes.setdefault(route, _Route())
+            if limit and taken.count >= limit:
+                return None
+            number = taken.next(fingerprint)
+            while True:
+                name = numbered(stem, number)
+                claim = directory / f".{name}{suffix}{_CLAIM}"
+                try:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                except FileExistsError:
+                    taken.add(fingerprint, number)  # another process's, in flight
+                    number += 1
+                    continue
+                except OSError as exc:
+                    raise OSError(
+                        exc.errno, f"cannot claim {directory / (name + suffix)}: {exc.strerror}"
+                    ) from exc
+                os.close(fd)
+                taken.add(fingerprint, number)
+                if any((directory / f"{name}{s}").exists() for s in SUFFIXES):
+                    os.unlink(claim)  # written meanwhile by a recorder that has released its claim
+                    number += 1
+                    continue
+                target = directory / f"{name}{suffix}"
+                if target.parent != directory:  # cannot happen by construction; keep it explicit
+                    os.unlink(claim)
+                    raise ValueError(f"refusing cassette path {target} outside {directory}")
+                return Claim(target, claim, functools.partial(self._forget, route, fingerprint, number))
+
+    def _forget(self, route: str, fingerprint: Optional[str], number: int) -> None:
+        with self._lock:
+            known = self._routes.get(route)
+            if known is not None:
+                known.discard(fingerprint, number)
 
 
 def claim_recording(
     directory: Path, method: str, path: str, fingerprint: Optional[str], suffix: str, limit: int
 ) -> Optional[Claim]:
-    """Take the next free name for a recording of this request, or ``None`` if its route is full.
-
-    Recordings of identical requests are numbered after the highest number present, so their
-    order is the order requests started; ``limit`` (0: none) bounds the recordings of the route,
-    whatever their query strings or bodies.
-    """
-    route = cassette_name(method, path)
-    stem = request_stem(method, path, fingerprint)
-    try:
-        existing = route_recordings(directory, route)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot claim {directory / (stem + suffix)}: {exc.strerror}") from exc
-    if limit and len(existing) >= limit:
-        return None
-    number = 1 + max((n for fp, n in existing if fp == fingerprint), default=0)
-    while True:
-        name = numbered(stem, number)
-        claim = directory / f".{name}{suffix}{_CLAIM}"
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            number += 1
-            continue
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot claim {directory / (name + suffix)}: {exc.strerror}") from exc
-        os.close(fd)
-        if any((directory / f"{name}{s}").exists() for s in SUFFIXES):
-            os.unlink(claim)  # written meanwhile by a recorder that has released its claim
-            number += 1
-            continue
-        target = directory / f"{name}{suffix}"
-        if target.parent != directory:  # cannot happen by construction; keep it explicit
-            os.unlink(claim)
-            raise ValueError(f"refusing cassette path {target} outside {directory}")
-        return Claim(target, claim)
+    """:meth:`RecordingFolder.claim` with a fresh listing of ``directory`` (no state kept)."""
+    return RecordingFolder(directory).claim(method, path, fingerprint, suffix, limit)

@@ -17,8 +17,9 @@ from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseServerError
 from django.http.response import HttpResponseBase  # not re-exported by django.http before 4.0
 
+from timetracer._body import Body, capture_body
 from timetracer._lifecycle import REPLAY_HEADER, SESSION_KEY, RequestLifecycle, replay_failure_text
-from timetracer._request import Body, capture_body, wsgi_text
+from timetracer._request import wsgi_text
 from timetracer._response import TracedIterable
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import TimeTracerError

@@ -155,6 +155,15 @@ def _wrap_find(original: Callable[..., Any]) -> Callable[..., Any]:
     return find
 
 
+def _unanswered(session: Any, message: str) -> ReplayUnsupportedError:
+    """The error for a call replay cannot answer, counted (the verdict is ``mismatch`` even if the
+    app catches it) and logged at WARNING by the session's replayer."""
+    replayer = getattr(session, "replayer", None)
+    if replayer is None:
+        return ReplayUnsupportedError(message)
+    return replayer.miss(message, ReplayUnsupportedError)
+
+
 def _wrap_unsupported(owner: type, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     current = context.current
 
@@ -163,10 +172,11 @@ def _wrap_unsupported(owner: type, name: str, original: Callable[..., Any]) -> C
         session = current()
         if session is None or not session.replaying:
             return original(self, *args, **kwargs)
-        raise ReplayUnsupportedError(
+        raise _unanswered(
+            session,
             f"{owner.__name__}.{name}() is not replayed by timetracer, and replay never reaches the "
             f"database (cassette: {session.cassette_path}); record and replay only the supported "
-            "calls in this request, or run it with TIMETRACER_MODE=off"
+            "calls in this request, or run it with TIMETRACER_MODE=off",
         )
 
     return unsupported
@@ -231,9 +241,10 @@ def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
             return None  # a replaying client's constructor connecting (connect=True): not now
         session = _replaying_session()
         if session is not None:
-            raise ReplayUnsupportedError(
+            raise _unanswered(
+                session,
                 "a PyMongo call that timetracer does not replay tried to reach the server during "
-                f"replay (cassette: {session.cassette_path}); see the supported operations in the README"
+                f"replay (cassette: {session.cassette_path}); see the supported operations in the README",
             )
         return original(self, *args, **kwargs)
 
