@@ -74,6 +74,7 @@ class _FirstRunHandler(logging.StreamHandler):
         super().__init__(sys.stderr)
         self.setLevel(level)
         self.explicit = explicit
+        self.logger_level: Optional[int] = None  # the level it gave the timetracer logger, if any
         self.setFormatter(logging.Formatter("%(message)s"))
 
     @property  # type: ignore[override]
@@ -96,6 +97,8 @@ class _DeferToApp(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _handler is None or _handler.explicit or not _configured_elsewhere():
             return True
+        if _handler.logger_level is None or logger.level != _handler.logger_level:
+            return True  # the app chose the timetracer logger's level itself: it applies
         parent = logger.parent
         return parent is None or record.levelno >= parent.getEffectiveLevel()
 
@@ -118,6 +121,7 @@ def ensure_visible(environ: Optional[Dict[str, str]] = None) -> None:
         logger.addFilter(_DeferToApp())
         if logger.level == logging.NOTSET:
             logger.setLevel(level)
+            _handler.logger_level = level
 
 
 def reset() -> None:

@@ -118,6 +118,17 @@ def test_no_logging_configured_one_line_per_cassette_relative_path(tmp_path: Pat
                 "APP timetracer: recorded GET /second → cassettes/GET__second.json (0 calls)",
             ],
         ),
+        # Configured later, with the timetracer logger's level set by the app: that level applies.
+        (
+            "",
+            "logging.basicConfig(level=logging.WARNING, format='APP %(message)s'); "
+            "logging.getLogger('timetracer').setLevel(logging.INFO)",
+            {},
+            [
+                "timetracer: recorded GET /first → cassettes/GET__first.json (0 calls)",
+                "APP timetracer: recorded GET /second → cassettes/GET__second.json (0 calls)",
+            ],
+        ),
         ("", "", {"TIMETRACER_LOG": "off"}, []),
         ("", "", {"TIMETRACER_LOG": "warning"}, []),
     ],
