@@ -138,6 +138,7 @@ def test_no_logging_configured_one_line_per_cassette_relative_path(tmp_path: Pat
         "later-warning",
         "later-info",
         "explicit-info",
+        "later-own-level",
         "off",
         "warning",
     ],
