@@ -11,7 +11,9 @@ replay report would be invisible. The rule, applied when a middleware or session
   timetracer adds one stderr handler to the ``timetracer`` logger and sets that logger's level
   (unless the app set one). The handler writes only while no other handler would receive the
   record: once the app configures logging, even later, timetracer's records go only to the app's
-  handlers, at the app's levels (with ``TIMETRACER_LOG`` unset) or at ``TIMETRACER_LOG``'s (set).
+  handlers, at the app's levels (with ``TIMETRACER_LOG`` unset: its root level, or the level it
+  gives the ``timetracer`` logger if that differs from the one timetracer set) or at
+  ``TIMETRACER_LOG``'s (set).
 - If the app has configured logging, no handler is added; an explicit ``TIMETRACER_LOG`` sets the
   ``timetracer`` logger's level (unless the app set one), an unset one changes nothing.
 - ``TIMETRACER_LOG=off`` adds nothing and changes nothing.

@@ -122,7 +122,7 @@ def test_no_logging_configured_one_line_per_cassette_relative_path(tmp_path: Pat
         (
             "",
             "logging.basicConfig(level=logging.WARNING, format='APP %(message)s'); "
-            "logging.getLogger('timetracer').setLevel(logging.INFO)",
+            "logging.getLogger('timetracer').setLevel(logging.DEBUG)",
             {},
             [
                 "timetracer: recorded GET /first → cassettes/GET__first.json (0 calls)",
