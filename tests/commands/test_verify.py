@@ -225,3 +225,13 @@ def test_a_mismatch_the_app_catches_is_still_a_mismatch(
     assert line.startswith("mismatch ")
     assert "no recorded call matches FIND_ONE on myapp.users" in line
     assert "nearest differs in filter.x: 1 != <missing>" in line
+
+
+def test_a_request_stored_with_redacted_values_says_so(shop_copy: Recorded, dead_mongo_uri: str) -> None:
+    post = shop_copy.find("POST__products")
+    edit(post, lambda d: d["request"].__setitem__("body", '{"name": "[REDACTED]", "price": 24.9}'))
+    run = verify(dead_mongo_uri, "--app", "app:app", str(post))
+    assert run.returncode == 1
+    line = run.stdout.splitlines()[0]
+    assert line.startswith("mismatch ")
+    assert line.endswith("; note: the request was stored with [REDACTED] values, re-sent as such")

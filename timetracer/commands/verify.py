@@ -131,6 +131,14 @@ def _body(request: Dict[str, Any]) -> Optional[bytes]:
     return str(body).encode("utf-8")
 
 
+def _redacted(request: Dict[str, Any]) -> bool:
+    """Whether the stored query string or body holds values redacted when it was recorded."""
+    from timetracer._response import REDACTED
+
+    texts = (request.get("query"), request.get("body"))
+    return any(isinstance(text, str) and (REDACTED in text or "%5BREDACTED%5D" in text) for text in texts)
+
+
 def skip_reason(document: Dict[str, Any]) -> Optional[str]:
     """Why a cassette cannot be verified, or ``None``."""
     request = document.get("request")
@@ -310,6 +318,8 @@ def run(options: argparse.Namespace) -> int:
             for middleware in middlewares:
                 middleware.config = dataclasses.replace(bases[id(middleware)], cassette=loaded.path)
             outcome = send(app, loaded)
+            if outcome.verdict in (DIFFERENT, MISMATCH) and _redacted(loaded.document["request"]):
+                outcome.reason += "; note: the request was stored with [REDACTED] values, re-sent as such"
         counts[outcome.verdict] += 1
         line = f"{outcome.verdict:<9} {display_path(loaded.path)}  {describe_request(loaded.document)}"
         if outcome.reason:
