@@ -6,6 +6,7 @@
 3. Stop the app and the database.
 4. Run the app again with ``TIMETRACER_MODE=replay``, send the same requests, and check that every
    response body is byte-identical to the recorded one. Exit status 1 if not.
+5. Keep the cassettes (default ``./cassettes/demo``) and print the commands that look at them.
 
     python examples/demo.py [--cassette-dir DIR]     # or: make demo
 """
@@ -17,6 +18,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,8 +37,9 @@ REQUESTS: List[Tuple[str, str, Optional[Dict[str, Any]]]] = [
     ("GET", "/products", None),
     ("POST", "/products", {"name": "Desk lamp", "price": 24.9}),
 ]
-# A request with a body (or query string) has a digest of it in its name: POST__products~q….json.
-CASSETTES = ["GET__users_123.json", "GET__products.json", "POST__products~q*.json"]
+# Cassette names start with METHOD__path; a request with a query string or a body gets a digest
+# after it (``POST__products~q1a2b3c4d5e.json``), so the demo finds its files by these prefixes.
+PREFIXES = ["GET__users_123", "GET__products", "POST__products"]
 
 Reply = Tuple[int, Optional[str], bytes]  # status, X-Timetracer-Replay, body
 
@@ -116,14 +119,24 @@ def show(replies: List[Reply], *, replayed: bool) -> None:
         print(f"       {body.decode('utf-8', 'replace').strip()}")
 
 
-def wait_for_cassettes(directory: Path, timeout: float = 15.0) -> None:
+def demo_cassettes(directory: Path) -> List[Path]:
+    """This demo's cassettes in ``directory``: one per request, in request order, once all exist."""
+    found: List[Path] = []
+    for prefix in PREFIXES:
+        matches = sorted(p for p in directory.glob(f"{prefix}*.json") if p.name[len(prefix)] in ".~")
+        found.extend(matches[:1])
+    return found
+
+
+def wait_for_cassettes(directory: Path, timeout: float = 15.0) -> List[Path]:
     # A cassette is written when the server closes the response, which can be just after the
     # client has read all of it: wait for the files before stopping the app.
     deadline = time.monotonic() + timeout
-    while not all(list(directory.glob(name)) for name in CASSETTES):
+    while len(demo_cassettes(directory)) < len(PREFIXES):
         if time.monotonic() > deadline:
             raise SystemExit(f"cassettes missing in {directory}: {sorted(os.listdir(directory))}")
         time.sleep(0.05)
+    return demo_cassettes(directory)
 
 
 def run(cassette_dir: Path, logs: Path) -> int:
@@ -139,10 +152,12 @@ def run(cassette_dir: Path, logs: Path) -> int:
         print(f"\n1. RECORD  TIMETRACER_MODE=record, database at {server.host}:{server.port}")
         with flask_app({**env, "TIMETRACER_MODE": "record"}, logs / "record.log") as port:
             recorded = send(port)
-            wait_for_cassettes(cassette_dir)
+            cassettes = wait_for_cassettes(cassette_dir)
         show(recorded, replayed=False)
-        files = [next(cassette_dir.glob(name)) for name in CASSETTES]
-        events = {path.name: len(json.loads(path.read_text())["events"]) for path in files}
+        for line in (logs / "record.log").read_text(errors="replace").splitlines():
+            if line.startswith("timetracer: recorded "):
+                print(f"  app log: {line}")
+        events = {path.name: len(json.loads(path.read_text())["events"]) for path in cassettes}
         print(
             "  cassettes: "
             + ", ".join(f"{name} ({n} call{'s' if n != 1 else ''})" for name, n in events.items())
@@ -156,6 +171,9 @@ def run(cassette_dir: Path, logs: Path) -> int:
     with flask_app({**env, "TIMETRACER_MODE": "replay"}, logs / "replay.log") as port:
         replayed = send(port)
     show(replayed, replayed=True)
+    for line in (logs / "replay.log").read_text(errors="replace").splitlines():
+        if line.startswith("timetracer replay "):
+            print(f"  app log: {line}")
 
     same = [a[0] == b[0] and a[2] == b[2] for a, b in zip(recorded, replayed)]
     verdicts = [verdict for _, verdict, _ in replayed]
@@ -170,17 +188,53 @@ def run(cassette_dir: Path, logs: Path) -> int:
     return 1
 
 
+def _command() -> str:
+    """How to run the ``timetracer`` command installed beside this Python."""
+    script = Path(sys.executable).parent / "timetracer"
+    if shutil.which("timetracer") == str(script) or not script.exists():
+        return "timetracer"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def next_steps(cassette_dir: Path) -> str:
+    command = _command()
+    try:
+        shown = cassette_dir.relative_to(Path.cwd())
+    except ValueError:
+        shown = cassette_dir
+    app_dir = os.path.relpath(APP_DIR)
+    back = os.path.relpath(Path.cwd(), APP_DIR)
+    verify_command = command if command == "timetracer" else os.path.join(back, command)
+    return "\n".join(
+        [
+            f"Cassettes kept in {shown}. Next, look at them:",
+            f"  {command} ls {shown}",
+            f"  {command} show {shown / 'GET__products.json'}",
+            f"  {command} timeline {shown / 'GET__products.json'}      # an HTML page; open it in a browser",
+            f"  cd {app_dir} && {verify_command} verify --app app:app {os.path.join(back, str(shown))}",
+        ]
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cassette-dir", type=Path, help="keep the cassettes here (default: a temp dir)")
+    parser.add_argument(
+        "--cassette-dir", type=Path, default=Path("cassettes") / "demo", help="where to keep the cassettes"
+    )
     options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as tmp:
-        cassette_dir = (options.cassette_dir or Path(tmp) / "cassettes").resolve()
-        cassette_dir.mkdir(parents=True, exist_ok=True)
-        status = run(cassette_dir, Path(tmp))
-        if options.cassette_dir:
-            print(f"Cassettes kept in {cassette_dir}")
-        return status
+    cassette_dir = options.cassette_dir.absolute()
+    cassette_dir.mkdir(parents=True, exist_ok=True)
+    for path in cassette_dir.glob("*.json"):  # this demo's cassettes from an earlier run only
+        if any(path.name.startswith(prefix) and path.name[len(prefix)] in ".~" for prefix in PREFIXES):
+            path.unlink()
+    with tempfile.TemporaryDirectory(prefix="timetracer-demo-") as logs:
+        status = run(cassette_dir, Path(logs))
+    print()
+    print(next_steps(cassette_dir))
+    return status
 
 
 if __name__ == "__main__":

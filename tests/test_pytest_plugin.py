@@ -287,6 +287,7 @@ def test_cassette_names_resolve_in_order(
     result = run(pytester, "tests")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*CassetteNotFoundError: cassette '*missing.json' not found; looked in:"])
+    assert "Record it first: the timetracer_record fixture, or @pytest.mark.timetracer with" in result.stdout.str()
 
 
 # -- timetracer_record -----------------------------------------------------------------------
@@ -461,6 +462,20 @@ def test_marker_none_with_a_missing_cassette_fails(pytester: pytest.Pytester, sh
         ["*CassetteNotFoundError: cassette 'test_shop__test_signup.json' not found; looked in:"]
     )
     assert not (pytester.path / "cassettes").exists()
+    # Each place looked is named once (./cassettes is also the test file's cassettes/ here), the
+    # way to record it is said, and the plugin's own code is not shown as a traceback.
+    out = result.stdout.str()
+    wanted = pytester.path / "cassettes" / "test_shop__test_signup.json"
+    assert [line.strip(" E") for line in out.splitlines() if line.strip(" E") == str(wanted)] == [str(wanted)]
+    assert (
+        "Record mode 'none' (the default) only replays; `pytest --timetracer-record-mode=once` records it "
+        f"(into {pytester.path / 'cassettes'})."
+    ) in out
+    assert "def _timetracer_marker" not in out and "def find_cassette" not in out
+
+    recorded = run(pytester, "--timetracer-record-mode=once")  # as the message says
+    recorded.assert_outcomes(passed=1)
+    assert wanted.is_file()
 
 
 MODE_PROBE_TEST = textwrap.dedent(

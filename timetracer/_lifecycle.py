@@ -15,9 +15,10 @@ import random
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from timetracer._body import Body
+from timetracer._logging import ensure_visible, log_recorded
 from timetracer._recordings import Recordings
 from timetracer._request import request_section
 from timetracer._response import REDACTED, ResponseCapture
@@ -58,6 +59,15 @@ def finish_pending() -> None:
 
 
 atexit.register(finish_pending)
+
+
+# Every middleware made in this process (``timetracer verify`` points them at each cassette).
+_instances: weakref.WeakSet[RequestLifecycle] = weakref.WeakSet()
+
+
+def installed_middlewares() -> List[RequestLifecycle]:
+    """The web middlewares (WSGI or Django) created in this process and still alive."""
+    return list(_instances)
 
 
 def request_headers(meta: Mapping[str, Any], redacted: frozenset[str]) -> Dict[str, str]:
@@ -191,8 +201,11 @@ class RequestLifecycle:
         self._redacted_query = config.redacted_query
         self._recordings = Recordings(config)
         mark_middleware_installed()
+        _instances.add(self)
         if config.mode is Mode.REPLAY:
             mark_replay_configured()
+        if config.mode is not Mode.OFF:
+            ensure_visible()
         self._check_storage()
 
     def _check_storage(self) -> None:
@@ -316,6 +329,8 @@ class RequestLifecycle:
             write_cassette(target, document, config.compression, file_mode=config.file_mode)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
+            return
+        log_recorded(session.request, target, len(document["events"]))  # type: ignore[arg-type]
 
     def _finish_replay(self, session: Session) -> ReplayReport:
         """Log the replay report (calls matched, unused, response identical or not) and return it."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union
 
 from timetracer import context
+from timetracer._logging import ensure_visible, log_recorded
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.errors import CassetteError, TimeTracerError
@@ -75,12 +76,13 @@ def save(session: Session) -> Optional[Path]:
         return None
     try:
         config = session.config
-        return write_cassette(
-            path, session.to_cassette(), _compression_for(path, config), file_mode=config.file_mode
-        )
+        document = session.to_cassette()
+        written = write_cassette(path, document, _compression_for(path, config), file_mode=config.file_mode)
     except Exception as exc:
         logger.error("timetracer: could not write cassette %s: %s", path, exc)
         return None
+    log_recorded(session.request, written, len(document["events"]))
+    return written
 
 
 class _Scope(contextlib.ContextDecorator):
@@ -169,6 +171,7 @@ class record(_Scope):
             from timetracer.script import script_name
 
             path = resolve_name(script_name(), config, for_writing=True)
+        ensure_visible()
         return Session(config, Mode.RECORD, cassette_path=path, request={"name": path.name})
 
     def _close(self, session: Session, exc: Optional[BaseException]) -> None:
@@ -199,6 +202,7 @@ class replay(_Scope):
         config = self.config or TraceConfig.from_env()
         path = resolve_name(self.cassette, config, for_writing=False)
         document = read_cassette(path, config.max_cassette_bytes)
+        ensure_visible()
         try:
             return Session(
                 config, Mode.REPLAY, cassette_path=path, cassette=document, request={"name": path.name}

@@ -1,69 +1,72 @@
-"""The ``timetracer`` command: run a Python script while recording or replaying its PyMongo calls.
+"""The ``timetracer`` command (also ``python -m timetracer``): dispatch to :mod:`timetracer.commands`.
 
     timetracer record [--cassette PATH] script.py [args...]
     timetracer replay CASSETTE script.py [args...]
+    timetracer ls [DIR] [--json]
+    timetracer show CASSETTE [--json]
+    timetracer diff A B
+    timetracer verify --app MODULE:ATTR [PATH ...]
+    timetracer timeline CASSETTE [-o OUT.html]
+    timetracer validate [CASSETTE ...]
 
-The script runs as ``__main__`` in this process with the PyMongo plugin enabled and one session
-around it, so a script that sets ``TIMETRACER_MODE`` itself still replays under ``replay``.
+Exit status: 0 success; 1 a negative result (diff: different, verify: not identical, validate:
+invalid); 2 bad input (a bad argument, a missing or corrupt file), reported as one line on stderr
+naming the file, never a traceback. ``record``/``replay`` exit as the script does.
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
-from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 from timetracer import __version__
+from timetracer.commands import EXIT_BAD_INPUT, CommandError, register
 
 
-def _run_script(script: str, args: List[str]) -> None:
-    """Run ``script`` as ``python script.py args...`` would.
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (with where to get help), exit status 2."""
 
-    The script's folder comes first on ``sys.path``, so it imports its sibling modules. A
-    successful ``sys.exit()`` / ``sys.exit(0)`` is a normal end, not an error of the session; any
-    other exit code propagates (and is stored in the cassette as the error that ended the run).
-    """
-    sys.argv = [script, *args]
-    sys.path.insert(0, str(Path(script).resolve().parent))
-    try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:
-        if exc.code not in (None, 0):
-            raise
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="timetracer",
+        description="Record and replay MongoDB calls; list, show, compare, verify, draw and check cassettes.",
+        epilog="Exit status: 0 ok, 1 negative result (diff, verify, validate), 2 bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"timetracer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    register(commands)
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="timetracer", description="Record and replay MongoDB calls.")
-    parser.add_argument("--version", action="version", version=f"timetracer {__version__}")
-    commands = parser.add_subparsers(dest="command")
-    rec = commands.add_parser("record", help="run a script, recording its PyMongo calls into one cassette")
-    rec.add_argument("--cassette", help="cassette name or path (default: named after the script)")
-    rec.add_argument("script")
-    rec.add_argument("args", nargs=argparse.REMAINDER)
-    rep = commands.add_parser("replay", help="run a script, answering its PyMongo calls from a cassette")
-    rep.add_argument("cassette")
-    rep.add_argument("script")
-    rep.add_argument("args", nargs=argparse.REMAINDER)
-    options = parser.parse_args(argv)
+    parser = build_parser()
+    options, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so the message names it
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = subparsers.choices.get(options.command, parser) if options.command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if options.command is None:
         parser.print_help()
         return 0
-
-    import timetracer
-    from timetracer.plugins import enable_pymongo
-
-    enable_pymongo()
-    if options.command == "record":
-        name = options.cassette or Path(options.script).stem
-        with timetracer.record(name) as path:
-            _run_script(options.script, options.args)
-        print(f"timetracer: cassette written to {path}", file=sys.stderr)
-    else:
-        with timetracer.replay(options.cassette):
-            _run_script(options.script, options.args)
-    return 0
+    prog = f"timetracer {options.command}"
+    try:
+        return int(options.run(options))
+    except CommandError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if options.command in ("record", "replay"):
+            raise  # the script's own error: shown as `python script.py` would show it
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def candidates(name: str, node: pytest.Item) -> List[Path]:
     ]
 
 
-def find_cassette(name: str, node: pytest.Item) -> Path:
+def find_cassette(name: str, node: pytest.Item, hint: str = "") -> Path:
+    """The first existing file among :func:`candidates`; else :class:`CassetteNotFoundError`
+    listing each place looked once, then ``hint`` (how to record it)."""
+    __tracebackhide__ = True
     from timetracer.api import has_cassette_suffix
     from timetracer.errors import CassetteNotFoundError
 
@@ -102,11 +105,21 @@ def find_cassette(name: str, node: pytest.Item) -> Path:
             else [base.with_name(base.name + s) for s in (".json", ".json.gz", ".json.zst")]
         )
         for option in options:
+            if option in looked:  # e.g. ./cassettes is also the test file's cassettes/ folder
+                continue
             looked.append(option)
             if option.is_file():
                 return option
     listing = "\n".join(f"  {p}" for p in looked)
-    raise CassetteNotFoundError(f"cassette {name!r} not found; looked in:\n{listing}")
+    raise CassetteNotFoundError(f"cassette {name!r} not found; looked in:\n{listing}{hint}")
+
+
+def _record_hint(name: str, node: pytest.Item) -> str:
+    target = _record_path(name, node)
+    return (
+        f"\nRecord mode 'none' (the default) only replays; "
+        f"`pytest --timetracer-record-mode=once` records it (into {target.parent})."
+    )
 
 
 def _enable_pymongo() -> None:
@@ -130,8 +143,13 @@ def timetracer_replay(request: pytest.FixtureRequest) -> Callable[..., ContextMa
     from timetracer.api import replay
 
     def open_replay(name: str, **kwargs: Any) -> ContextManager[Any]:
+        __tracebackhide__ = True
         _enable_pymongo()
-        return replay(find_cassette(str(name), request.node), **kwargs)
+        hint = (
+            "\nRecord it first: the timetracer_record fixture, or @pytest.mark.timetracer with "
+            "`pytest --timetracer-record-mode=once`."
+        )
+        return replay(find_cassette(str(name), request.node, hint), **kwargs)
 
     return open_replay
 
@@ -162,10 +180,11 @@ def _timetracer_marker(request: pytest.FixtureRequest) -> Iterator[None]:
     _enable_pymongo()
     existing: Optional[Path]
     try:
-        existing = find_cassette(str(name), request.node)
-    except CassetteNotFoundError:
+        existing = find_cassette(str(name), request.node, _record_hint(str(name), request.node))
+    except CassetteNotFoundError as exc:
         if mode == "none":
-            raise
+            __tracebackhide__ = True
+            raise exc.with_traceback(None) from None
         existing = None
     if mode == "all" or existing is None:
         with record(existing or _record_path(str(name), request.node)):

@@ -49,7 +49,9 @@ def _resolve() -> Optional[Session]:
             context.set_fallback(None)  # decided: from now on the check costs nothing
             return None
         from timetracer import api
+        from timetracer._logging import ensure_visible
 
+        ensure_visible()
         if config.mode is Mode.RECORD:
             path = (
                 Path(config.cassette)

@@ -49,6 +49,8 @@ def where(path: Union[str, Path], document: Any, location: List[Any]) -> str:
     if location:
         field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
         text += f", field {field.lstrip('.')!r}"
+    elif len(text) == len(f"cassette {path}"):
+        text += ", the top level"
     return text
 
 
