@@ -53,8 +53,12 @@ def test_unclosed_response_is_written_at_exit(tmp_path: Path, compression: str, 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "started b'first,'"
-    assert done.stderr == ""  # no "sys.meta_path is None", no ignored exception in __del__
     suffix = {"none": ".json", "gzip": ".json.gz", "zstd": ".json.zst"}[compression]
+    # Only timetracer's own "recorded" line (TIMETRACER_LOG's default): no "sys.meta_path is None",
+    # no ignored exception in __del__.
+    assert done.stderr.splitlines() == [
+        f"timetracer: recorded GET /users/1 → {tmp_path / ('GET__users_1' + suffix)} (0 calls)"
+    ], done.stderr
     document = read_cassette(tmp_path / f"GET__users_1{suffix}")
     assert document["response"]["status"] == 200
     assert document["response"]["body"]["data"] == "first,"
