@@ -19,6 +19,7 @@ from timetracer._body import Body
 from timetracer._recordings import Recordings
 from timetracer._request import request_section
 from timetracer._response import REDACTED, ResponseCapture
+from timetracer._s3path import is_s3
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.cassette.naming import Claim
 from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Mode, TraceConfig
@@ -257,6 +258,11 @@ class RequestLifecycle:
     def _write(self, session: Session) -> None:
         target = session.cassette_path
         try:
+            if is_s3(target):  # encoded now, uploaded in the background: the response never waits
+                from timetracer.cassette._s3 import upload_later
+
+                upload_later(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
+                return
             write_cassette(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)

@@ -52,7 +52,7 @@ def _resolve() -> Optional[Session]:
 
         if config.mode is Mode.RECORD:
             path = (
-                Path(config.cassette)
+                config.cassette
                 if config.cassette
                 else api.resolve_name(script_name(), config, for_writing=True)
             )
@@ -63,7 +63,7 @@ def _resolve() -> Optional[Session]:
             from timetracer.report import finish_replay
 
             path = (
-                Path(config.cassette)
+                config.cassette
                 if config.cassette
                 else api.resolve_name(script_name(), config, for_writing=False)
             )

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
+from timetracer._s3path import is_s3
 from timetracer.config import Compression, TraceConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -114,6 +115,10 @@ def route_recordings(directory: Path, route: str) -> Dict[Tuple[Optional[str], i
 
     Each value lists the file names found for that recording, claims included (dot-prefixed).
     """
+    if is_s3(directory):
+        from timetracer.cassette import _s3
+
+        return _s3.route_recordings(directory, route)  # type: ignore[arg-type]
     found: Dict[Tuple[Optional[str], int], List[str]] = {}
     try:
         entries = os.scandir(directory)

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
+from timetracer._s3path import S3Path, is_s3
 from timetracer.cassette.format import validate
 from timetracer.config import Compression
 from timetracer.errors import CassetteError, CassetteNotFoundError, ConfigError
@@ -102,6 +103,10 @@ def write_cassette(path: Union[str, Path], document: Dict[str, Any], compression
 
     A reader sees the old file or the new one, never part of one; a later write replaces the file.
     """
+    if is_s3(path):  # one PUT; see timetracer.cassette._s3
+        from timetracer.cassette import _s3
+
+        return _s3.write_cassette(S3Path.parse(path), document, compression)  # type: ignore[return-value]
     target = Path(path)
     data = encode(document, compression)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +137,10 @@ def read_cassette(path: Union[str, Path]) -> Dict[str, Any]:
     The returned document is shared between callers: treat it as read-only.
     Raises :class:`CassetteNotFoundError` or :class:`CassetteError` naming the file and the reason.
     """
+    if is_s3(path):  # cached by ETag; see timetracer.cassette._s3
+        from timetracer.cassette import _s3
+
+        return _s3.read_cassette(S3Path.parse(path))
     source = Path(path)
     try:
         info = source.stat()
