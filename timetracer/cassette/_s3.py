@@ -55,6 +55,8 @@ DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
 DEFAULT_FLUSH_SECONDS = 30.0
 # botocore "standard" retry mode: attempts in all, the first included.
 MAX_ATTEMPTS = 3
+# Uploads run at once (one PUT each; S3 latency, not CPU, bounds them).
+UPLOAD_THREADS = 4
 # Names tried for one recording before giving up (each taken one moves it to the next number).
 _MAX_NAME_TRIES = 1000
 
@@ -321,17 +323,18 @@ def write_cassette(url: S3Path, document: Dict[str, Any], compression: Compressi
 
 
 class _Uploader:
-    """One background thread running uploads in order; pending bytes bounded; flushed at exit."""
+    """A few background threads running uploads in the order given; pending bytes bounded;
+    flushed at exit."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.limit = int(_number(ENV_S3_QUEUE_BYTES, DEFAULT_QUEUE_BYTES, 0))
         self._jobs: Deque[Tuple[str, int, Callable[[], None]]] = collections.deque()
         self._pending_bytes = 0
-        self._busy = False
+        self._active = 0
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="timetracer-s3-upload", daemon=True)
-        self._thread.start()
+        for number in range(UPLOAD_THREADS):
+            threading.Thread(target=self._run, name=f"timetracer-s3-upload-{number + 1}", daemon=True).start()
         atexit.register(self.flush)
 
     def submit(self, url: str, size: int, job: Callable[[], None]) -> bool:
@@ -347,11 +350,9 @@ class _Uploader:
         while True:
             with self._cond:
                 while not self._jobs:
-                    self._busy = False
-                    self._cond.notify_all()
                     self._cond.wait()
                 url, size, job = self._jobs.popleft()
-                self._busy = True
+                self._active += 1
             try:
                 job()
             except Exception as exc:
@@ -359,10 +360,12 @@ class _Uploader:
             finally:
                 with self._cond:
                     self._pending_bytes -= size
+                    self._active -= 1
+                    self._cond.notify_all()
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._jobs) + (1 if self._busy else 0)
+            return len(self._jobs) + self._active
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until every submitted upload is done, up to ``timeout`` (default from the env)."""
@@ -374,13 +377,13 @@ class _Uploader:
                 timeout = DEFAULT_FLUSH_SECONDS
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._jobs or self._busy:
+            while self._jobs or self._active:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     names = [url for url, _, _ in self._jobs]
                     logger.error(
                         "timetracer: %d cassette upload(s) not finished after %gs (%s): %s",
-                        len(names) + (1 if self._busy else 0),
+                        len(names) + self._active,
                         timeout,
                         ENV_S3_FLUSH_SECONDS,
                         ", ".join(names[:6]) or "one in progress",
