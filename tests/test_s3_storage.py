@@ -222,3 +222,43 @@ def test_pending_uploads_are_flushed_at_exit(tmp_path: Path, s3_server: Any) -> 
     assert s3_server.keys(bucket) == ["web/GET__hello.json"] + [f"web/GET__hello~{n}.json" for n in range(2, 6)]
     assert json.loads(s3_server.get(bucket, "web/GET__hello~5.json"))["response"]["status"] == 200
     assert list(tmp_path.iterdir()) == [tmp_path / "exiting_app.py"]
+
+
+# -- the pytest plugin -----------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+MARKED_TEST = textwrap.dedent(
+    """
+    import os
+
+    import pytest
+    from pymongo import MongoClient
+
+
+    @pytest.mark.timetracer
+    def test_user():
+        client = MongoClient(os.environ["TT_URI"], serverSelectionTimeoutMS=500)
+        assert client.etl.users.find_one({"email": "ann@example.com"}, {"_id": 0}) == {"email": "ann@example.com"}
+    """
+)
+
+
+def test_pytest_plugin_records_into_and_replays_from_an_s3_folder(
+    pytester: pytest.Pytester, s3_env: Any, database: Any, dead_mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_env.bucket()
+    pytester.makepyfile(test_marked=MARKED_TEST)
+    folder = f"s3://{bucket}/tests"
+    monkeypatch.setenv("TT_URI", database.uri)
+    recorded = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--timetracer-record-mode=once", f"--timetracer-cassette-dir={folder}", timeout=120
+    )
+    recorded.assert_outcomes(passed=1)
+    assert s3_env.keys(bucket) == ["tests/test_marked__test_user.json"]
+    assert not (pytester.path / "cassettes").exists()
+
+    monkeypatch.setenv("TT_URI", dead_mongo_uri)
+    monkeypatch.setenv("TIMETRACER_CASSETTE_DIR", folder)
+    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    replayed.assert_outcomes(passed=1)
