@@ -262,3 +262,18 @@ def test_pytest_plugin_records_into_and_replays_from_an_s3_folder(
     monkeypatch.setenv("TIMETRACER_CASSETTE_DIR", folder)
     replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     replayed.assert_outcomes(passed=1)
+
+
+def test_cassette_paths_and_the_generic_endpoint_variable(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AWS_ENDPOINT_URL`` (all services) is honoured as well as ``AWS_ENDPOINT_URL_S3``."""
+    from timetracer.cassette import cassette_path, read_cassette, write_cassette
+
+    bucket = s3_env.bucket()
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env.endpoint)
+    config = TraceConfig.from_env({"TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/api", "TIMETRACER_COMPRESSION": "gzip"})
+    target = cassette_path(config, "GET", "/users/123")
+    assert str(target) == f"s3://{bucket}/api/GET__users_123.json.gz"
+    write_cassette(target, CASSETTE, config.compression)
+    assert s3_env.keys(bucket) == ["api/GET__users_123.json.gz"]
+    assert read_cassette(target) == CASSETTE

@@ -220,12 +220,13 @@ def exists(url: S3Path) -> bool:
     return True
 
 
-def list_objects(folder: S3Path) -> List[ObjectInfo]:
-    """Every object directly in ``folder`` (not in sub-prefixes), sorted by name."""
+def list_objects(folder: S3Path, starting: str = "") -> List[ObjectInfo]:
+    """Every object directly in ``folder`` (not in sub-prefixes) whose name begins with
+    ``starting``, sorted by name."""
     found: List[ObjectInfo] = []
     try:
         pages = client().get_paginator("list_objects_v2").paginate(
-            Bucket=folder.bucket, Prefix=folder.prefix, Delimiter="/"
+            Bucket=folder.bucket, Prefix=folder.prefix + starting, Delimiter="/"
         )
         for page in pages:
             for item in page.get("Contents", ()):
@@ -253,7 +254,7 @@ def route_recordings(folder: S3Path, route: str) -> Dict[Tuple[Optional[str], in
     """:func:`timetracer.cassette.naming.route_recordings` for an S3 folder."""
     found: Dict[Tuple[Optional[str], int], List[str]] = {}
     try:
-        objects = list_objects(folder)
+        objects = list_objects(folder, route)
     except CassetteNotFoundError:
         return found
     for info in objects:

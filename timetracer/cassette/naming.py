@@ -53,7 +53,7 @@ def cassette_name(method: str, path: str) -> str:
 
 def cassette_path(config: TraceConfig, method: str, path: str) -> Path:
     """The cassette file for a request inside ``config.cassette_dir``, with the right suffix."""
-    directory = Path(config.cassette_dir)
+    directory = config.cassette_dir
     target = directory / f"{cassette_name(method, path)}{config.compression.suffix}"
     # cassette_name leaves no separator, so this holds by construction; keep the guarantee explicit.
     if target.parent != directory:
