@@ -101,6 +101,8 @@ def test_storage_api_lists_reads_and_stats(s3_env: Any) -> None:
     listed = _s3.list_cassettes(folder)
     assert [info.name for info in listed] == ["GET__items.json", "GET__items~2.json.zst"]
     assert [str(info.url) for info in listed] == [f"s3://{bucket}/team/api/GET__items.json", f"s3://{bucket}/team/api/GET__items~2.json.zst"]
+    deeper = _s3.list_cassettes(folder, recursive=True)
+    assert [info.url.key for info in deeper] == ["team/api/GET__items.json", "team/api/GET__items~2.json.zst", "team/api/deeper/GET__x.json"]
     info = _s3.stat(folder / "GET__items.json")
     assert info.size == len(s3_env.get(bucket, "team/api/GET__items.json")) and info.etag.strip('"')
     assert _s3.read_bytes(folder / "GET__items~2.json.zst").startswith(b"\x28\xb5\x2f\xfd")

@@ -220,14 +220,15 @@ def exists(url: S3Path) -> bool:
     return True
 
 
-def list_objects(folder: S3Path, starting: str = "") -> List[ObjectInfo]:
-    """Every object directly in ``folder`` (not in sub-prefixes) whose name begins with
-    ``starting``, sorted by name."""
+def list_objects(folder: S3Path, starting: str = "", recursive: bool = False) -> List[ObjectInfo]:
+    """Every object directly in ``folder`` (with ``recursive``, under it at any depth) whose name
+    begins with ``starting``, sorted by key."""
     found: List[ObjectInfo] = []
+    arguments = {"Bucket": folder.bucket, "Prefix": folder.prefix + starting}
+    if not recursive:
+        arguments["Delimiter"] = "/"
     try:
-        pages = client().get_paginator("list_objects_v2").paginate(
-            Bucket=folder.bucket, Prefix=folder.prefix + starting, Delimiter="/"
-        )
+        pages = client().get_paginator("list_objects_v2").paginate(**arguments)
         for page in pages:
             for item in page.get("Contents", ()):
                 url = S3Path(folder.bucket, item["Key"])
@@ -241,12 +242,17 @@ def list_objects(folder: S3Path, starting: str = "") -> List[ObjectInfo]:
     return sorted(found, key=lambda info: info.url.key)
 
 
-def list_cassettes(folder: S3Path) -> List[ObjectInfo]:
-    """The cassettes (``.json``, ``.json.gz``, ``.json.zst``, not hidden) directly in ``folder``."""
+def list_cassettes(folder: S3Path, recursive: bool = False) -> List[ObjectInfo]:
+    """The cassettes (``.json``, ``.json.gz``, ``.json.zst``, not hidden) directly in ``folder``,
+    or with ``recursive`` under it at any depth (skipping hidden "folders"), sorted by key.
+
+    Raises :class:`CassetteNotFoundError` for a missing bucket, :class:`CassetteError` otherwise.
+    """
     return [
         info
-        for info in list_objects(folder)
-        if info.name.endswith(SUFFIXES) and not info.name.startswith(".")
+        for info in list_objects(folder, recursive=recursive)
+        if info.name.endswith(SUFFIXES)
+        and not any(part.startswith(".") for part in info.url.key[len(folder.prefix) :].split("/"))
     ]
 
 
