@@ -54,6 +54,13 @@ def test_a_malformed_url_is_a_config_error_naming_the_variable(value: str) -> No
         TraceConfig.from_env({"TIMETRACER_CASSETTE_DIR": value})
 
 
+def test_a_bad_s3_setting_is_a_config_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIMETRACER_S3_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match=r"TIMETRACER_S3_TIMEOUT='soon' is not valid; use a number >= 0.1"):
+        TraceConfig.from_env({"TIMETRACER_CASSETTE_DIR": "s3://bucket/p"})
+    assert TraceConfig.from_env({"TIMETRACER_CASSETTE_DIR": "local"}).cassette_dir == Path("local")
+
+
 LOCAL_ONLY = textwrap.dedent(
     """
     import sys
@@ -279,3 +286,32 @@ def test_cassette_paths_and_the_generic_endpoint_variable(s3_env: Any, monkeypat
     write_cassette(target, CASSETTE, config.compression)
     assert s3_env.keys(bucket) == ["api/GET__users_123.json.gz"]
     assert read_cassette(target) == CASSETTE
+
+
+def test_uploads_beyond_the_bound_are_dropped_and_logged(
+    s3_env: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An endpoint that accepts connections and never answers: the request's share stays tiny,
+    what does not fit in TIMETRACER_S3_QUEUE_BYTES is dropped with an error, the stuck upload
+    times out and is reported, each naming its URL."""
+    import socket
+    import time
+
+    from timetracer.cassette import _s3
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("TIMETRACER_S3_TIMEOUT", "0.5")
+        monkeypatch.setenv("TIMETRACER_S3_QUEUE_BYTES", "1")
+        monkeypatch.setattr(_s3, "_uploader", None)  # a fresh one, with these settings
+        caplog.set_level("ERROR", logger="timetracer")
+        started = time.monotonic()
+        assert _s3.upload_later(S3Path("bkt", "p/a.json"), CASSETTE, Compression.NONE) is True
+        assert _s3.upload_later(S3Path("bkt", "p/b.json"), CASSETTE, Compression.NONE) is False
+        assert time.monotonic() - started < 0.5
+        assert _s3.flush(30) is True
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("cassette s3://bkt/p/b.json dropped" in m and "TIMETRACER_S3_QUEUE_BYTES=1" in m for m in messages)
+    assert any(m.startswith("timetracer: could not upload cassette s3://bkt/p/a.json: ReadTimeoutError") for m in messages), messages

@@ -271,9 +271,10 @@ class TraceConfig:
                 ) from None
         for label, value in ((ENV_CASSETTE_DIR, self.cassette_dir), (ENV_CASSETTE, self.cassette)):
             if isinstance(value, S3Path):
-                from timetracer.cassette._s3 import require_boto3
+                from timetracer.cassette._s3 import check_settings, require_boto3
 
                 require_boto3(f"{label}={value}")
+                check_settings()
 
     @property
     def redacted_headers(self) -> frozenset[str]:

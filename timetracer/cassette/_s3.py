@@ -71,6 +71,13 @@ def require_boto3(what: str) -> None:
         ) from None
 
 
+def check_settings() -> None:
+    """Raise :class:`ConfigError` for a bad ``TIMETRACER_S3_*`` value (checked with the settings)."""
+    _number(ENV_S3_TIMEOUT, DEFAULT_TIMEOUT, 0.1)
+    _number(ENV_S3_QUEUE_BYTES, DEFAULT_QUEUE_BYTES, 0)
+    _number(ENV_S3_FLUSH_SECONDS, DEFAULT_FLUSH_SECONDS, 0)
+
+
 def _number(variable: str, default: float, minimum: float) -> float:
     text = os.environ.get(variable, "").strip()
     if not text:
@@ -346,7 +353,8 @@ class _Uploader:
 
     def submit(self, url: str, size: int, job: Callable[[], None]) -> bool:
         with self._cond:
-            if self._jobs and self._pending_bytes + size > self.limit:
+            # Pending counts the uploads in flight too; one cassette alone always goes.
+            if self._pending_bytes and self._pending_bytes + size > self.limit:
                 return False
             self._jobs.append((url, size, job))
             self._pending_bytes += size
@@ -376,6 +384,8 @@ class _Uploader:
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until every submitted upload is done, up to ``timeout`` (default from the env)."""
+        if self.pid != os.getpid():
+            return True  # a forked child's copy of its parent's uploader: no thread runs its jobs
         if timeout is None:
             try:
                 timeout = _number(ENV_S3_FLUSH_SECONDS, DEFAULT_FLUSH_SECONDS, 0)
@@ -428,8 +438,8 @@ def upload_later(target: S3Path, document: Dict[str, Any], compression: Compress
     the next free number otherwise); any other target is replaced. Returns ``False`` (logged)
     when the pending uploads are at their bound and this cassette is dropped.
     """
-    claim = _claims.pop(str(target), None)
     data = encode(document, compression)
+    claim = _claims.pop(str(target), None)
     if claim is not None:
         job: Callable[[], None] = lambda: claim.upload(data)  # noqa: E731
     else:
