@@ -75,7 +75,9 @@ def main() -> int:
         document = _document()
         data = encode(document, Compression.NONE)
         with tempfile.TemporaryDirectory() as folder:
-            local = _median_ms(lambda i: write_cassette(Path(folder) / f"GET__x~{i + 2}.json", document, Compression.NONE))
+            local = _median_ms(
+                lambda i: write_cassette(Path(folder) / f"GET__x~{i + 2}.json", document, Compression.NONE)
+            )
         put = _median_ms(lambda i: _s3._put(S3Path(bucket, f"put/GET__x~{i + 2}.json"), data, only_new=True))
         recordings = _s3.S3RecordingFolder(S3Path(bucket, "queued"))
         _s3.flush(30)
@@ -92,9 +94,20 @@ def main() -> int:
         url = S3Path(bucket, "put/GET__x~2.json")
         _s3.read_cassette(url)
         reread = _median_ms(lambda i: _s3.read_cassette(url))
-        code = "import time; t=time.perf_counter(); import boto3; c=boto3.session.Session().client('s3'); print((time.perf_counter()-t)*1000)"
+        code = (
+            "import time; t=time.perf_counter(); import boto3; "
+            "c=boto3.session.Session().client('s3'); print((time.perf_counter()-t)*1000)"
+        )
         cold = [
-            float(subprocess.run([sys.executable, "-c", code], env={**os.environ, **aws}, capture_output=True, text=True, check=True).stdout)
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    env={**os.environ, **aws},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
             for _ in range(5)
         ]
     finally:

@@ -39,7 +39,10 @@ def run_python(args: list, cwd: Path, env: Dict[str, str]) -> subprocess.Complet
 
 def test_settings_take_s3_urls() -> None:
     config = TraceConfig.from_env(
-        {"TIMETRACER_CASSETTE_DIR": "s3://shop-recordings/prod/api/", "TIMETRACER_CASSETTE": "s3://b-1/one.json.gz"}
+        {
+            "TIMETRACER_CASSETTE_DIR": "s3://shop-recordings/prod/api/",
+            "TIMETRACER_CASSETTE": "s3://b-1/one.json.gz",
+        }
     )
     assert config.cassette_dir == S3Path("shop-recordings", "prod/api")
     assert str(config.cassette_dir / "GET__items.json") == "s3://shop-recordings/prod/api/GET__items.json"
@@ -107,16 +110,25 @@ def test_storage_api_lists_reads_and_stats(s3_env: Any) -> None:
 
     listed = _s3.list_cassettes(folder)
     assert [info.name for info in listed] == ["GET__items.json", "GET__items~2.json.zst"]
-    assert [str(info.url) for info in listed] == [f"s3://{bucket}/team/api/GET__items.json", f"s3://{bucket}/team/api/GET__items~2.json.zst"]
+    assert [str(info.url) for info in listed] == [
+        f"s3://{bucket}/team/api/GET__items.json",
+        f"s3://{bucket}/team/api/GET__items~2.json.zst",
+    ]
     deeper = _s3.list_cassettes(folder, recursive=True)
-    assert [info.url.key for info in deeper] == ["team/api/GET__items.json", "team/api/GET__items~2.json.zst", "team/api/deeper/GET__x.json"]
+    assert [info.url.key for info in deeper] == [
+        "team/api/GET__items.json",
+        "team/api/GET__items~2.json.zst",
+        "team/api/deeper/GET__x.json",
+    ]
     info = _s3.stat(folder / "GET__items.json")
     assert info.size == len(s3_env.get(bucket, "team/api/GET__items.json")) and info.etag.strip('"')
     assert _s3.read_bytes(folder / "GET__items~2.json.zst").startswith(b"\x28\xb5\x2f\xfd")
     assert (folder / "GET__items.json").exists() and not (folder / "GET__nope.json").exists()
     assert read_cassette(folder / "GET__items~2.json.zst") == CASSETTE
 
-    with pytest.raises(CassetteNotFoundError, match=f"cassette s3://{bucket}/team/api/GET__nope.json does not exist"):
+    with pytest.raises(
+        CassetteNotFoundError, match=f"cassette s3://{bucket}/team/api/GET__nope.json does not exist"
+    ):
         read_cassette(f"s3://{bucket}/team/api/GET__nope.json")
     with pytest.raises(CassetteNotFoundError, match="s3://tt-missing-bucket/x does not exist"):
         _s3.list_cassettes(S3Path("tt-missing-bucket", "x"))
@@ -141,7 +153,9 @@ def test_storage_failure_in_a_read_names_the_url(s3_env: Any, monkeypatch: pytes
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # discard port: nothing listens
     monkeypatch.setenv("TIMETRACER_S3_TIMEOUT", "1")
-    with pytest.raises(CassetteError, match=r"cassette s3://bkt/a\.json: cannot read \(EndpointConnectionError"):
+    with pytest.raises(
+        CassetteError, match=r"cassette s3://bkt/a\.json: cannot read \(EndpointConnectionError"
+    ):
         read_cassette("s3://bkt/a.json")
 
 
@@ -181,7 +195,9 @@ def test_cli_and_script_mode_record_into_s3_and_replay_from_it(
     assert recorded.returncode == 0, recorded.stderr
     assert f"timetracer: cassette written to {url}" in recorded.stderr
     script = run_python(
-        ["job.py"], tmp_path, {**env, "TIMETRACER_MODE": "record", "TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/etl"}
+        ["job.py"],
+        tmp_path,
+        {**env, "TIMETRACER_MODE": "record", "TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/etl"},
     )
     assert script.returncode == 0, script.stderr
     assert s3_server.keys(bucket) == ["etl/job.json", "jobs/report.json.gz"]
@@ -193,11 +209,15 @@ def test_cli_and_script_mode_record_into_s3_and_replay_from_it(
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == recorded.stdout == "users: ['ann@example.com', 'bob@example.com']\n"
     from_dir = run_python(
-        ["job.py"], tmp_path, {**env, "TIMETRACER_MODE": "replay", "TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/etl"}
+        ["job.py"],
+        tmp_path,
+        {**env, "TIMETRACER_MODE": "replay", "TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/etl"},
     )
     assert from_dir.returncode == 0, from_dir.stderr
     assert from_dir.stdout == recorded.stdout
-    missing = run_python(["-m", "timetracer", "replay", f"s3://{bucket}/jobs/nope.json", "job.py"], tmp_path, env)
+    missing = run_python(
+        ["-m", "timetracer", "replay", f"s3://{bucket}/jobs/nope.json", "job.py"], tmp_path, env
+    )
     assert missing.returncode != 0
     assert f"cassette s3://{bucket}/jobs/nope.json does not exist" in missing.stderr
 
@@ -228,7 +248,9 @@ def test_pending_uploads_are_flushed_at_exit(tmp_path: Path, s3_server: Any) -> 
     env = {**s3_server.env, "TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/web"}
     done = run_python(["exiting_app.py"], tmp_path, env)
     assert done.returncode == 0, done.stderr
-    assert s3_server.keys(bucket) == ["web/GET__hello.json"] + [f"web/GET__hello~{n}.json" for n in range(2, 6)]
+    assert s3_server.keys(bucket) == ["web/GET__hello.json"] + [
+        f"web/GET__hello~{n}.json" for n in range(2, 6)
+    ]
     assert json.loads(s3_server.get(bucket, "web/GET__hello~5.json"))["response"]["status"] == 200
     assert list(tmp_path.iterdir()) == [tmp_path / "exiting_app.py"]
 
@@ -248,20 +270,29 @@ MARKED_TEST = textwrap.dedent(
     @pytest.mark.timetracer
     def test_user():
         client = MongoClient(os.environ["TT_URI"], serverSelectionTimeoutMS=500)
-        assert client.etl.users.find_one({"email": "ann@example.com"}, {"_id": 0}) == {"email": "ann@example.com"}
+        ann = {"email": "ann@example.com"}
+        assert client.etl.users.find_one(ann, {"_id": 0}) == ann
     """
 )
 
 
 def test_pytest_plugin_records_into_and_replays_from_an_s3_folder(
-    pytester: pytest.Pytester, s3_env: Any, database: Any, dead_mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    s3_env: Any,
+    database: Any,
+    dead_mongo_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = s3_env.bucket()
     pytester.makepyfile(test_marked=MARKED_TEST)
     folder = f"s3://{bucket}/tests"
     monkeypatch.setenv("TT_URI", database.uri)
     recorded = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--timetracer-record-mode=once", f"--timetracer-cassette-dir={folder}", timeout=120
+        "-p",
+        "no:cacheprovider",
+        "--timetracer-record-mode=once",
+        f"--timetracer-cassette-dir={folder}",
+        timeout=120,
     )
     recorded.assert_outcomes(passed=1)
     assert s3_env.keys(bucket) == ["tests/test_marked__test_user.json"]
@@ -273,14 +304,18 @@ def test_pytest_plugin_records_into_and_replays_from_an_s3_folder(
     replayed.assert_outcomes(passed=1)
 
 
-def test_cassette_paths_and_the_generic_endpoint_variable(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cassette_paths_and_the_generic_endpoint_variable(
+    s3_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``AWS_ENDPOINT_URL`` (all services) is honoured as well as ``AWS_ENDPOINT_URL_S3``."""
     from timetracer.cassette import cassette_path, read_cassette, write_cassette
 
     bucket = s3_env.bucket()
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env.endpoint)
-    config = TraceConfig.from_env({"TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/api", "TIMETRACER_COMPRESSION": "gzip"})
+    config = TraceConfig.from_env(
+        {"TIMETRACER_CASSETTE_DIR": f"s3://{bucket}/api", "TIMETRACER_COMPRESSION": "gzip"}
+    )
     target = cassette_path(config, "GET", "/users/123")
     assert str(target) == f"s3://{bucket}/api/GET__users_123.json.gz"
     write_cassette(target, CASSETTE, config.compression)
@@ -313,5 +348,10 @@ def test_uploads_beyond_the_bound_are_dropped_and_logged(
         assert time.monotonic() - started < 0.5
         assert _s3.flush(30) is True
     messages = [r.getMessage() for r in caplog.records]
-    assert any("cassette s3://bkt/p/b.json dropped" in m and "TIMETRACER_S3_QUEUE_BYTES=1" in m for m in messages)
-    assert any(m.startswith("timetracer: could not upload cassette s3://bkt/p/a.json: ReadTimeoutError") for m in messages), messages
+    assert any(
+        "cassette s3://bkt/p/b.json dropped" in m and "TIMETRACER_S3_QUEUE_BYTES=1" in m for m in messages
+    )
+    assert any(
+        m.startswith("timetracer: could not upload cassette s3://bkt/p/a.json: ReadTimeoutError")
+        for m in messages
+    ), messages

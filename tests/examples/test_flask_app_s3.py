@@ -54,7 +54,9 @@ def test_record_into_s3_then_replay_with_the_database_stopped(
         TIMETRACER_COMPRESSION=compression,
     )
     port = free_port()
-    with run_app(flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "record"}, port, tmp_path / "rec.log") as app:
+    with run_app(
+        flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "record"}, port, tmp_path / "rec.log"
+    ) as app:
         recorded = [app.request(method, path, payload) for method, path, payload in REQUESTS]
         keys = wait_for_objects(s3_server, bucket, "shop/recordings/", len(CASSETTES))
     assert [r.status for r in recorded] == [200, 200, 201]
@@ -73,7 +75,9 @@ def test_record_into_s3_then_replay_with_the_database_stopped(
     server.stop()
 
     port = free_port()
-    with run_app(flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "replay"}, port, tmp_path / "rep.log") as app:
+    with run_app(
+        flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "replay"}, port, tmp_path / "rep.log"
+    ) as app:
         replayed = [app.request(method, path, payload) for method, path, payload in REQUESTS]
     for before, after in zip(recorded, replayed):
         assert after.status == before.status
@@ -90,12 +94,15 @@ def test_two_app_processes_record_into_one_prefix(
     seed(server.uri)
     bucket = s3_server.bucket()
     folder = f"s3://{bucket}/shared"
-    env = s3_app_env(s3_server, MONGODB_URI=server.uri, TIMETRACER_CASSETTE_DIR=folder, TIMETRACER_MODE="record")
+    env = s3_app_env(
+        s3_server, MONGODB_URI=server.uri, TIMETRACER_CASSETTE_DIR=folder, TIMETRACER_MODE="record"
+    )
     per_app = 6
     ports = [free_port(), free_port()]
-    with run_app(flask_command(ports[0]), APP_DIR, env, ports[0], tmp_path / "a.log") as first, run_app(
-        flask_command(ports[1]), APP_DIR, env, ports[1], tmp_path / "b.log"
-    ) as second:
+    with (
+        run_app(flask_command(ports[0]), APP_DIR, env, ports[0], tmp_path / "a.log") as first,
+        run_app(flask_command(ports[1]), APP_DIR, env, ports[1], tmp_path / "b.log") as second,
+    ):
         results: List[Any] = []
         barrier = threading.Barrier(2)
 
@@ -111,7 +118,9 @@ def test_two_app_processes_record_into_one_prefix(
             thread.join()
         keys = wait_for_objects(s3_server, bucket, "shared/", 2 * per_app)
     assert [r.status for r in results] == [200] * (2 * per_app)
-    numbered = ["shared/GET__users_123.json"] + [f"shared/GET__users_123~{n}.json" for n in range(2, 2 * per_app + 1)]
+    numbered = ["shared/GET__users_123.json"] + [
+        f"shared/GET__users_123~{n}.json" for n in range(2, 2 * per_app + 1)
+    ]
     assert sorted(keys) == sorted(numbered)
     # Each object is one whole cassette of one request (no two writers shared a name).
     ids = {json.loads(s3_server.get(bucket, key))["session"]["id"] for key in keys}
@@ -138,9 +147,13 @@ def test_storage_failure_while_recording_leaves_the_response_alone(
     if failure == "endpoint down":
         env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{free_port()}"
     port = free_port()
-    with run_app(flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "off"}, port, tmp_path / "off.log") as app:
+    with run_app(
+        flask_command(port), APP_DIR, {**env, "TIMETRACER_MODE": "off"}, port, tmp_path / "off.log"
+    ) as app:
         plain = [app.request(method, path, None) for method, path, _ in REQUESTS[:2]]
-    env.update(TIMETRACER_MODE="record", TIMETRACER_CASSETTE_DIR=f"s3://{bucket}/rec", TIMETRACER_S3_TIMEOUT="2")
+    env.update(
+        TIMETRACER_MODE="record", TIMETRACER_CASSETTE_DIR=f"s3://{bucket}/rec", TIMETRACER_S3_TIMEOUT="2"
+    )
     port = free_port()
     log = tmp_path / "record.log"
     with run_app(flask_command(port), APP_DIR, env, port, log) as app:
@@ -169,7 +182,10 @@ def test_missing_object_in_replay_is_a_500_naming_the_url(
 ) -> None:
     bucket = s3_server.bucket()
     env = s3_app_env(
-        s3_server, MONGODB_URI=dead_mongo_uri, TIMETRACER_MODE="replay", TIMETRACER_CASSETTE_DIR=f"s3://{bucket}/empty"
+        s3_server,
+        MONGODB_URI=dead_mongo_uri,
+        TIMETRACER_MODE="replay",
+        TIMETRACER_CASSETTE_DIR=f"s3://{bucket}/empty",
     )
     port = free_port()
     with run_app(flask_command(port), APP_DIR, env, port, tmp_path / "replay.log") as app:

@@ -215,7 +215,9 @@ def stat(url: S3Path) -> ObjectInfo:
         if _missing(exc):
             raise CassetteNotFoundError(f"cassette {url} does not exist") from None
         raise CassetteError(f"cassette {url}: cannot read ({reason(exc)})") from exc
-    return ObjectInfo(url, int(reply.get("ContentLength", 0)), str(reply.get("ETag", "")), reply.get("LastModified"))
+    return ObjectInfo(
+        url, int(reply.get("ContentLength", 0)), str(reply.get("ETag", "")), reply.get("LastModified")
+    )
 
 
 def exists(url: S3Path) -> bool:
@@ -239,7 +241,11 @@ def list_objects(folder: S3Path, starting: str = "", recursive: bool = False) ->
         for page in pages:
             for item in page.get("Contents", ()):
                 url = S3Path(folder.bucket, item["Key"])
-                found.append(ObjectInfo(url, int(item.get("Size", 0)), str(item.get("ETag", "")), item.get("LastModified")))
+                found.append(
+                    ObjectInfo(
+                        url, int(item.get("Size", 0)), str(item.get("ETag", "")), item.get("LastModified")
+                    )
+                )
     except ConfigError:
         raise
     except Exception as exc:
@@ -371,7 +377,10 @@ class _Uploader:
             try:
                 job()
             except Exception as exc:
-                logger.error("timetracer: %s", exc if isinstance(exc, CassetteError) else f"upload of {url} failed: {exc}")
+                logger.error(
+                    "timetracer: %s",
+                    exc if isinstance(exc, CassetteError) else f"upload of {url} failed: {exc}",
+                )
             finally:
                 with self._cond:
                     self._pending_bytes -= size
@@ -449,9 +458,8 @@ def upload_later(target: S3Path, document: Dict[str, Any], compression: Compress
     if claim is not None:
         claim.drop()
     logger.error(
-        "timetracer: cassette %s dropped: %s bytes of uploads are pending (%s=%d); is the S3 endpoint reachable?",
+        "timetracer: cassette %s dropped: the uploads pending reach %s=%d bytes (is the endpoint slow or down?)",
         target,
-        f"{uploader().limit:,}",
         ENV_S3_QUEUE_BYTES,
         uploader().limit,
     )
@@ -472,7 +480,15 @@ class S3Claim:
 
     __slots__ = ("fingerprint", "folder", "number", "route", "stem", "suffix", "target")
 
-    def __init__(self, folder: S3RecordingFolder, route: str, stem: str, fingerprint: Optional[str], number: int, suffix: str) -> None:
+    def __init__(
+        self,
+        folder: S3RecordingFolder,
+        route: str,
+        stem: str,
+        fingerprint: Optional[str],
+        number: int,
+        suffix: str,
+    ) -> None:
         self.folder = folder
         self.route = route
         self.stem = stem
@@ -502,10 +518,14 @@ class S3Claim:
             if written:
                 self.folder._uploaded(self.route, self.fingerprint, number)
                 if number != self.number:
-                    logger.debug("timetracer: %s was taken by another recorder; recorded as %s", self.target, url)
+                    logger.debug(
+                        "timetracer: %s was taken by another recorder; recorded as %s", self.target, url
+                    )
                 return
             number = self.folder._taken(self.route, self.fingerprint, number)
-        raise CassetteError(f"could not upload cassette {self.target}: no free name in {_MAX_NAME_TRIES} tries")
+        raise CassetteError(
+            f"could not upload cassette {self.target}: no free name in {_MAX_NAME_TRIES} tries"
+        )
 
 
 class S3RecordingFolder:
@@ -548,7 +568,9 @@ class S3RecordingFolder:
                 routes.setdefault(route, _Route()).add(fingerprint, number)
             self._routes = routes
 
-    def claim(self, method: str, path: str, fingerprint: Optional[str], suffix: str, limit: int) -> Optional[S3Claim]:
+    def claim(
+        self, method: str, path: str, fingerprint: Optional[str], suffix: str, limit: int
+    ) -> Optional[S3Claim]:
         """The next free name for this request as far as known, or ``None`` if its route is full."""
         route = cassette_name(method, path)
         stem = request_stem(method, path, fingerprint)
