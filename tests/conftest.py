@@ -237,6 +237,24 @@ _werkzeug_test_client_returns_responses()
 
 
 # ==========================================================================================
+# A replay middleware made by a test does not make its teardown (or the next test) "replaying"
+# ==========================================================================================
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: Any) -> None:
+    """Forget a replay-mode middleware before the test's fixtures are torn down.
+
+    A process with a replay-mode middleware refuses PyMongo calls made outside any session (replay
+    never reaches a server); a test's live cleanup (dropping its database) is not the replaying
+    app, and each test is its own "process" in that respect.
+    """
+    from timetracer import context
+
+    context.replay_configured = False
+
+
+# ==========================================================================================
 # S3 API server on loopback (s3:// cassette locations)
 # ==========================================================================================
 

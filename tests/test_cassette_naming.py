@@ -244,7 +244,13 @@ def test_writing_hostile_paths_creates_the_file_inside_the_dir(tmp_path: Path, p
     directory = tmp_path / "cassettes"
     config = TraceConfig(cassette_dir=directory)
     target = _assert_inside(config, "GET", path)
-    written = write_cassette(target, {"schema_version": "1.0", "events": []}, config.compression)
+    minimal = {
+        "schema_version": "1.0",
+        "session": {"id": "s", "recorded_at": "2026-01-01T00:00:00Z", "service": None, "env": None},
+        "request": {"method": "GET", "path": path},
+        "events": [],
+    }
+    written = write_cassette(target, minimal, config.compression)
     assert written == target
     assert [p.name for p in directory.iterdir()] == [target.name]
     assert read_cassette(target)["events"] == []

@@ -37,6 +37,8 @@ ALL_VARIABLES = [
     config_module.ENV_REDACT_HEADERS,
     config_module.ENV_REDACT_QUERY,
     config_module.ENV_MAX_RECORDINGS_PER_ROUTE,
+    config_module.ENV_MAX_CASSETTE_BYTES,
+    config_module.ENV_FILE_MODE,
 ]
 
 
@@ -549,3 +551,24 @@ def test_nan_is_never_a_rate() -> None:
         with pytest.raises(ConfigError):
             TraceConfig.from_env({"TIMETRACER_SAMPLE_RATE": raw})
     assert not math.isnan(TraceConfig.from_env({}).sample_rate)
+
+
+# -- cassette size cap and file mode (issue 10) -----------------------------------------------------
+
+
+def test_max_cassette_bytes_default_and_setting() -> None:
+    assert TraceConfig().max_cassette_bytes == config_module.DEFAULT_MAX_CASSETTE_BYTES == 256 * 1024 * 1024
+    assert TraceConfig.from_env({"TIMETRACER_MAX_CASSETTE_BYTES": " 1048576 "}).max_cassette_bytes == 1048576
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "1.5", "1e9"])
+def test_bad_max_cassette_bytes_is_a_config_error_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="TIMETRACER_MAX_CASSETTE_BYTES") as info:
+        TraceConfig.from_env({"TIMETRACER_MAX_CASSETTE_BYTES": value})
+    assert repr(value) in str(info.value) and "> 0" in str(info.value)
+
+
+def test_file_mode_from_an_int_and_from_text() -> None:
+    assert TraceConfig(file_mode=0o640).file_mode == 0o640
+    assert TraceConfig.from_env({"TIMETRACER_FILE_MODE": "0o644"}).file_mode == 0o644
+    assert config_module.folder_mode(0o600) == 0o700 and config_module.folder_mode(0o644) == 0o755

@@ -21,7 +21,15 @@ from timetracer.errors import CassetteNotFoundError, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-CASSETTE = {"schema_version": "1.0", "session": {"id": "one"}, "events": []}
+def _cassette(name: str) -> Dict[str, Any]:
+    """A real (empty) cassette document, as a recording session writes it."""
+    from timetracer.config import Mode
+    from timetracer.session import Session
+
+    return Session(TraceConfig(), Mode.RECORD, request={"name": name}).to_cassette()
+
+
+CASSETTE = _cassette("one")
 
 
 def run_python(args: list, cwd: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
@@ -141,7 +149,7 @@ def test_replay_reuses_a_parsed_cassette_until_the_object_changes(s3_env: Any) -
     write_cassette(url, CASSETTE, Compression.NONE)
     first = read_cassette(url)
     assert read_cassette(url) is first  # ETag unchanged: the parsed document is reused
-    changed = {**CASSETTE, "session": {"id": "two"}}
+    changed = _cassette("two")
     write_cassette(url, changed, Compression.NONE)
     assert read_cassette(url) == changed
 
@@ -355,3 +363,12 @@ def test_uploads_beyond_the_bound_are_dropped_and_logged(
         m.startswith("timetracer: could not upload cassette s3://bkt/p/a.json: ReadTimeoutError")
         for m in messages
     ), messages
+
+
+def test_a_missing_fixed_replay_cassette_in_s3_stops_the_app_at_startup(s3_env: Any) -> None:
+    from timetracer.wsgi import TimeTracerMiddleware
+
+    url = f"s3://{s3_env.bucket()}/one/GET__users_123.json"
+    config = TraceConfig.from_env(mode="replay", cassette=url)
+    with pytest.raises(ConfigError, match=f"TIMETRACER_CASSETTE='{url}': the cassette does not exist"):
+        TimeTracerMiddleware(lambda environ, start_response: [], config)

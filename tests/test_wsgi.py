@@ -279,10 +279,47 @@ def test_write_callable_bytes_are_captured_before_the_iterable(cassettes: Path) 
 
     server = Server()
     _, result = server.call(TimeTracerMiddleware(app, make_config(cassettes)))
-    body = b"".join(result)
+    # The last write() is held back like the iterable's chunks (one chunk behind the app, so the
+    # cassette is written before the last chunk leaves): the client gets the same bytes in order.
+    assert server.written == []
+    assert next(result) == b"head-"
+    assert not (cassettes / "GET__users_123.json").exists()
+    assert next(result) == b"tail"
+    assert cassette(cassettes)["response"]["body"]["data"] == "head-tail"  # before the last chunk
+    assert list(result) == []
     result.close()
-    assert server.written == [b"head-"] and body == b"tail"
-    assert cassette(cassettes)["response"]["body"]["data"] == "head-tail"
+    assert server.written == []
+
+
+def test_many_writes_go_out_in_order_one_behind(cassettes: Path) -> None:
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        for piece in (b"a", b"b", b"c"):
+            write(piece)
+        return []
+
+    server = Server()
+    _, result = server.call(TimeTracerMiddleware(app, make_config(cassettes)))
+    assert server.written == [b"a", b"b"]
+    assert not (cassettes / "GET__users_123.json").exists()
+    assert next(result) == b"c"
+    assert cassette(cassettes)["response"]["body"]["data"] == "abc"
+    assert list(result) == []
+    result.close()
+
+
+def test_held_write_is_sent_when_the_app_raises(cassettes: Path) -> None:
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"partial")
+        raise RuntimeError("boom")
+
+    server = Server()
+    with pytest.raises(RuntimeError, match="boom"):
+        server.call(TimeTracerMiddleware(app, make_config(cassettes)))
+    assert server.written == [b"partial"]
+    document = cassette(cassettes)
+    assert document["error"]["type"] == "builtins.RuntimeError"
 
 
 def test_exc_info_is_passed_to_the_server_before_headers_are_sent(cassettes: Path) -> None:
@@ -418,17 +455,17 @@ def test_inner_iterable_closed_once_and_cassette_written_once(cassettes: Path) -
 
     _, result = Server().call(TimeTracerMiddleware(app, make_config(cassettes)))
     list(result)
-    result.close()
+    assert cassette(cassettes)["response"]["body"]["data"] == "a"  # written before the last chunk
     (cassettes / "GET__users_123.json").unlink()
+    result.close()
     result.close()
     assert body.closed == 1
     assert not (cassettes / "GET__users_123.json").exists()
 
 
-def test_response_never_closed_is_written_when_dropped(cassettes: Path) -> None:
+def test_response_never_iterated_nor_closed_is_written_when_dropped(cassettes: Path) -> None:
     _, result = Server().call(TimeTracerMiddleware(json_app, make_config(cassettes)))
-    list(result)
-    assert not (cassettes / "GET__users_123.json").exists()  # PEP 3333: written at close()
+    assert not (cassettes / "GET__users_123.json").exists()  # the body is not complete yet
     del result
     gc.collect()
     assert cassette(cassettes)["response"]["status"] == 200
@@ -685,10 +722,25 @@ def test_replay_of_a_missing_cassette_is_a_500_naming_the_file(
     assert any("GET__users_404.json" in r.getMessage() for r in caplog.records if r.name == "timetracer")
 
 
-def test_replay_of_a_missing_fixed_cassette_is_a_500_naming_it(tmp_path: Path) -> None:
+def test_replay_of_a_missing_fixed_cassette_fails_when_the_middleware_is_created(tmp_path: Path) -> None:
     fixed = tmp_path / "nope.json"
     config = make_config(tmp_path, mode="replay", cassette=fixed)
-    response = Client(TimeTracerMiddleware(json_app, config)).get("/users/123")
+    with pytest.raises(ConfigError, match="TIMETRACER_CASSETTE") as info:
+        TimeTracerMiddleware(json_app, config)
+    assert str(fixed) in str(info.value) and "does not exist" in str(info.value)
+
+
+def test_replay_of_a_fixed_cassette_that_is_a_folder_fails_at_creation(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        TimeTracerMiddleware(json_app, make_config(tmp_path, mode="replay", cassette=tmp_path))
+
+
+def test_replay_of_a_fixed_cassette_removed_after_startup_is_a_500_naming_it(tmp_path: Path) -> None:
+    fixed = tmp_path / "gone.json"
+    Client(TimeTracerMiddleware(json_app, make_config(tmp_path, mode="record", cassette=fixed))).get("/users/123")
+    middleware = TimeTracerMiddleware(json_app, make_config(tmp_path, mode="replay", cassette=fixed))
+    fixed.unlink()
+    response = Client(middleware).get("/users/123")
     assert response.status_code == 500
     assert str(fixed) in response.get_data(as_text=True)
 

@@ -9,9 +9,11 @@ Nothing that goes wrong here while recording ever reaches the application or the
 
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
@@ -22,9 +24,10 @@ from timetracer._response import REDACTED, ResponseCapture
 from timetracer._s3path import is_s3
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.cassette.naming import Claim
+from timetracer.cassette.storage import sweep_temp_files
 from timetracer.config import ENV_CASSETTE, ENV_CASSETTE_DIR, ENV_MODE, Mode, TraceConfig
 from timetracer.context import activate, deactivate, mark_middleware_installed, mark_replay_configured
-from timetracer.errors import CassetteError, TimeTracerError
+from timetracer.errors import CassetteError, ConfigError, TimeTracerError
 from timetracer.report import ReplayReport, finish_replay
 from timetracer.session import Session
 
@@ -42,6 +45,20 @@ T = TypeVar("T")
 
 # Reads the request body ahead of the app (swapping the app's stream) once tracing is decided.
 BodyReader = Callable[[int], Optional[Body]]
+
+# Traced requests not finished yet. A response its server never closes (a test client's response
+# dropped at exit, a server stopped mid-response) is finished at interpreter exit, while imports
+# still work, rather than lost.
+_pending: weakref.WeakSet[RequestTrace] = weakref.WeakSet()
+
+
+def finish_pending() -> None:
+    """Finish every traced request not finished yet (registered with ``atexit``)."""
+    for trace in list(_pending):
+        trace.finish()
+
+
+atexit.register(finish_pending)
 
 
 def request_headers(meta: Mapping[str, Any], redacted: frozenset[str]) -> Dict[str, str]:
@@ -74,14 +91,18 @@ class RequestTrace:
     :param owner: the middleware that finishes it.
     :param session: the request's recording or replaying session.
 
+    An adapter calls :meth:`finish` as soon as the response body is complete and *before* it
+    hands the last piece of it to the server (``TracedIterable`` does this for WSGI and Django
+    streaming bodies), so the cassette is on disk before the client has the whole response.
+
     Example::
 
         trace = lifecycle._begin("GET", "/users/1", "", environ)
         result = trace.run(app, environ, start_response)  # session active; errors recorded
-        trace.finish()
+        trace.finish()  # body complete: write the cassette, then send the last chunk
     """
 
-    __slots__ = ("_done", "_lock", "_owner", "capture", "claim", "report", "session")
+    __slots__ = ("__weakref__", "_done", "_lock", "_owner", "capture", "claim", "report", "session")
 
     def __init__(self, owner: RequestLifecycle, session: Session, claim: Optional[Claim] = None) -> None:
         self._owner = owner
@@ -91,6 +112,7 @@ class RequestTrace:
         self.report: Optional[ReplayReport] = None
         self._done = False
         self._lock = threading.Lock()
+        _pending.add(self)
 
     @property
     def done(self) -> bool:
@@ -117,12 +139,27 @@ class RequestTrace:
         except Exception:  # str(exc) itself raised
             self.session.error = {"type": type(exc).__qualname__, "message": "<unprintable>"}
 
+    def complete(self, last: Any = b"") -> None:
+        """The response body is complete: count its final piece ``last``, then :meth:`finish`.
+
+        Call it *before* handing ``last`` to the server, so the cassette is on disk before the
+        client can have the whole response: ``TracedIterable`` does for WSGI and Django bodies; an
+        ASGI adapter does before sending the ``http.response.body`` message with ``more_body``
+        false (passing that message's body). Never raises.
+        """
+        self.capture.feed(last)
+        self.finish()
+
     def finish(self) -> None:
-        """Write the cassette or summarise the replay, once, with the session active. Never raises."""
+        """Write the cassette or summarise the replay, once, with the session active. Never raises.
+
+        Call it when the response body is complete, before its last piece goes to the server.
+        """
         with self._lock:
             if self._done:
                 return
             self._done = True
+        _pending.discard(self)
         token = activate(self.session)
         try:
             self._owner._finish(self)
@@ -157,6 +194,23 @@ class RequestLifecycle:
         mark_middleware_installed()
         if config.mode is Mode.REPLAY:
             mark_replay_configured()
+        self._check_storage()
+
+    def _check_storage(self) -> None:
+        """At startup: a fixed replay cassette must exist; recording sweeps stale temp files."""
+        fixed = self.config.cassette
+        if self.config.mode is Mode.REPLAY and fixed is not None and not fixed.is_file():  # s3://: a HEAD
+            what = "is a directory, not a file" if not is_s3(fixed) and fixed.is_dir() else "does not exist"
+            raise ConfigError(
+                f"{ENV_CASSETTE}={str(fixed)!r}: the cassette {what}; record it first "
+                f"({ENV_MODE}=record) or point {ENV_CASSETTE} at an existing cassette file"
+            )
+        if self._recording and not is_s3(fixed or self.config.cassette_dir):  # S3: nothing staged
+            folder = Path(fixed).parent if fixed is not None else Path(self.config.cassette_dir)
+            try:
+                sweep_temp_files(folder)
+            except Exception:  # never stop an app from starting over housekeeping
+                logger.exception("timetracer: could not sweep temp files in %s", folder)
 
     # -- start -------------------------------------------------------------------------------
 
@@ -238,7 +292,7 @@ class RequestLifecycle:
         See :class:`~timetracer._recordings.Recordings` for how the recording is found.
         """
         if self.config.cassette is not None:
-            return self.config.cassette, read_cassette(self.config.cassette)
+            return self.config.cassette, read_cassette(self.config.cassette, self.config.max_cassette_bytes)
         return self._recordings.find(request)
 
     # -- finish ------------------------------------------------------------------------------
@@ -258,12 +312,14 @@ class RequestLifecycle:
     def _write(self, session: Session) -> None:
         target = session.cassette_path
         try:
+            document = session.to_cassette()
+            config = self.config
             if is_s3(target):  # encoded now, uploaded in the background: the response never waits
                 from timetracer.cassette._s3 import upload_later
 
-                upload_later(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
+                upload_later(target, document, config.compression)  # type: ignore[arg-type]
                 return
-            write_cassette(target, session.to_cassette(), self.config.compression)  # type: ignore[arg-type]
+            write_cassette(target, document, config.compression, file_mode=config.file_mode)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
 

@@ -35,13 +35,13 @@ logger = logging.getLogger("timetracer")
 _LISTED = 6
 
 
-def _open_folder(directory: Path) -> Any:
+def _open_folder(directory: Path, file_mode: int) -> Any:
     """The recording folder: :class:`RecordingFolder`, or its S3 twin for an ``s3://`` folder."""
     if is_s3(directory):
         from timetracer.cassette._s3 import S3RecordingFolder
 
         return S3RecordingFolder(directory)  # type: ignore[arg-type]
-    return RecordingFolder(directory)
+    return RecordingFolder(directory, file_mode)
 
 
 def _ordinal(number: int) -> str:
@@ -65,7 +65,7 @@ class Recordings:
         self.config = config
         self.directory = config.cassette_dir
         self._redacted = config.redacted_query
-        self._folder = _open_folder(self.directory) if config.mode is Mode.RECORD else None
+        self._folder = _open_folder(self.directory, config.file_mode) if config.mode is Mode.RECORD else None
         self._suffixes = (config.compression.suffix, *[s for s in SUFFIXES if s != config.compression.suffix])
         # Replay: how many live requests of each kind (request stem) this middleware has seen.
         self._seen: Dict[str, int] = {}
@@ -79,7 +79,7 @@ class Recordings:
         method, path = request["method"], request["path"]
         limit = self.config.max_recordings_per_route
         if self._folder is None:
-            self._folder = _open_folder(self.directory)
+            self._folder = _open_folder(self.directory, self.config.file_mode)
         claim = self._folder.claim(method, path, fingerprint(request), self.config.compression.suffix, limit)
         if claim is None:
             route = cassette_name(method, path)
@@ -132,7 +132,7 @@ class Recordings:
         for suffix in self._suffixes:
             candidate = self.directory / f"{name}{suffix}"
             try:
-                return candidate, read_cassette(candidate)
+                return candidate, read_cassette(candidate, self.config.max_cassette_bytes)
             except CassetteNotFoundError:
                 continue
         return None

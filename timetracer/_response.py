@@ -9,7 +9,7 @@ and ``close()``, whatever thread the server uses, and the request is finished ex
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from timetracer.context import activate, deactivate
 
@@ -105,58 +105,109 @@ class ResponseCapture:
         }
 
 
+_NONE: Any = object()  # no chunk held
+
+
 class TracedIterable:
-    """A response iterable run with its request's session active, finished exactly once.
+    """A response iterable run with its request's session active, finished before its last chunk.
 
     Like werkzeug's ``ClosingIterator`` this is a class, not a generator, so that ``close()`` works
-    even before the first ``next()``. ``close()`` closes the inner iterable first, then finishes the
-    request (writes the cassette). An exception from the inner iterable is recorded, the request
-    finished, and the exception re-raised unchanged. If the server drops the iterable without
-    calling ``close()``, the request is finished when the wrapper is garbage collected.
+    even before the first ``next()``. It runs one chunk behind the application: each chunk is
+    handed on when the next one exists, and when the application's iterable is exhausted the
+    request is finished (the cassette written) *before* the last chunk is returned, so the
+    cassette is on disk before the client can have the whole response. The body still streams.
+    An exception from the inner iterable is recorded and the request finished; a chunk held at
+    that moment is still handed on and the exception raised by the following ``next()``.
+    ``close()`` closes the inner iterable and finishes the request if that has not happened. If
+    the server never calls ``close()``, the request is finished when the wrapper is garbage
+    collected, or at interpreter exit (see :func:`timetracer._lifecycle.finish_pending`).
 
     :param iterable: the application's response iterable.
     :param trace: the request it belongs to.
+    :param before: called once at the first ``next()``; returns body bytes that must go out
+        before the iterable's (the WSGI adapter's held-back last ``write()``), or ``None``.
 
     Example::
 
         return TracedIterable(app(environ, start_response), trace)
     """
 
-    __slots__ = ("_closed", "_iterable", "_iterator", "_trace")
+    __slots__ = ("_before", "_closed", "_ended", "_error", "_held", "_iterable", "_iterator", "_trace")
 
-    def __init__(self, iterable: Iterable[bytes], trace: RequestTrace) -> None:
+    def __init__(
+        self,
+        iterable: Iterable[bytes],
+        trace: RequestTrace,
+        before: Optional[Callable[[], Optional[bytes]]] = None,
+    ) -> None:
         self._iterable = iterable
         self._iterator: Optional[Iterator[bytes]] = None
         self._trace = trace
+        self._before = before
+        self._held: Any = _NONE
+        self._ended = False
+        self._error: Optional[BaseException] = None
         self._closed = False
 
     def __iter__(self) -> TracedIterable:
         return self
 
     def __next__(self) -> bytes:
+        if self._ended:
+            error, self._error = self._error, None
+            if error is not None:
+                raise error
+            raise StopIteration
         trace = self._trace
         token = activate(trace.session)
         try:
             iterator = self._iterator
             if iterator is None:
                 iterator = self._iterator = iter(self._iterable)
-            chunk = next(iterator)
+                if self._before is not None:
+                    written = self._before()
+                    if written is not None:
+                        self._held = written
+            chunk = self._held
+            if chunk is _NONE:
+                chunk = next(iterator)  # StopIteration here: an empty body
+            try:
+                self._held = next(iterator)
+            except StopIteration:
+                # The body is complete: make the cassette durable, then hand on the last chunk.
+                self._held = _NONE
+                self._ended = True
+                trace.complete(chunk)
+                return chunk  # type: ignore[no-any-return]
+            except BaseException as exc:
+                self._held = _NONE
+                self._ended = True
+                trace.fail(exc)
+                trace.capture.feed(chunk)
+                trace.finish()
+                self._error = exc
+                return chunk  # type: ignore[no-any-return]
         except StopIteration:
+            self._ended = True
+            trace.finish()
             raise
         except BaseException as exc:
+            self._ended = True
             trace.fail(exc)
             trace.finish()
             raise
         finally:
             deactivate(token)
         trace.capture.feed(chunk)
-        return chunk
+        return chunk  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Close the inner iterable, then finish the request; later calls do nothing."""
         if self._closed:
             return
         self._closed = True
+        self._ended = True
+        self._error = None
         trace = self._trace
         token = activate(trace.session)
         try:

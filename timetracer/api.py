@@ -21,6 +21,7 @@ from timetracer import context
 from timetracer._s3path import S3Path, is_s3
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.config import Compression, Mode, TraceConfig
+from timetracer.errors import CassetteError, TimeTracerError
 from timetracer.report import finish_replay
 from timetracer.session import Session
 
@@ -70,7 +71,10 @@ def save(session: Session) -> Optional[Path]:
     if path is None:
         return None
     try:
-        return write_cassette(path, session.to_cassette(), _compression_for(path, session.config))
+        config = session.config
+        return write_cassette(
+            path, session.to_cassette(), _compression_for(path, config), file_mode=config.file_mode
+        )
     except Exception as exc:
         logger.error("timetracer: could not write cassette %s: %s", path, exc)
         return None
@@ -173,10 +177,15 @@ class replay(_Scope):
     def _open(self) -> Session:
         config = self.config or TraceConfig.from_env()
         path = resolve_name(self.cassette, config, for_writing=False)
-        document = read_cassette(path)
-        return Session(
-            config, Mode.REPLAY, cassette_path=path, cassette=document, request={"name": path.name}
-        )
+        document = read_cassette(path, config.max_cassette_bytes)
+        try:
+            return Session(
+                config, Mode.REPLAY, cassette_path=path, cassette=document, request={"name": path.name}
+            )
+        except TimeTracerError:
+            raise
+        except Exception as exc:  # a cassette whose events cannot be indexed for matching
+            raise CassetteError(f"cassette {path}: cannot replay it ({exc})") from exc
 
     def _close(self, session: Session, exc: Optional[BaseException]) -> None:
         finish_replay(session, raise_on_strict=exc is None)

@@ -32,11 +32,18 @@ ENV_MAX_BODY_BYTES = "TIMETRACER_MAX_BODY_BYTES"
 ENV_REDACT_HEADERS = "TIMETRACER_REDACT_HEADERS"
 ENV_REDACT_QUERY = "TIMETRACER_REDACT_QUERY"
 ENV_MAX_RECORDINGS_PER_ROUTE = "TIMETRACER_MAX_RECORDINGS_PER_ROUTE"
+ENV_MAX_CASSETTE_BYTES = "TIMETRACER_MAX_CASSETTE_BYTES"
+ENV_FILE_MODE = "TIMETRACER_FILE_MODE"
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# A cassette larger than this once decompressed is refused (CassetteError) before it fills memory.
+DEFAULT_MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+# Cassettes hold production data: readable and writable by their owner only. New cassette folders
+# get the same bits plus search (x) wherever read is granted: 0600 -> 0700, 0640 -> 0750.
+DEFAULT_FILE_MODE = 0o600
 # Headers whose values never reach a cassette; TIMETRACER_REDACT_HEADERS adds to these.
 DEFAULT_REDACTED_HEADERS = (
     "authorization",
@@ -147,6 +154,40 @@ def _count(value: Any, label: str) -> int:
     return number
 
 
+def _positive_int(value: Any, label: str) -> int:
+    try:
+        number = 0 if isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigError(
+            f"{label}={value!r} is not valid; use a whole number of bytes > 0 "
+            f"(default {DEFAULT_MAX_CASSETTE_BYTES}, i.e. 256 MiB)"
+        )
+    return number
+
+
+def _file_mode(value: Any, label: str) -> int:
+    """An octal permission string (``"600"``, ``"0640"``, ``"0o644"``) or an int, as mode bits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode: Optional[int] = value
+    else:
+        text = str(value).strip().lower()
+        text = text[2:] if text.startswith("0o") else text
+        mode = int(text, 8) if text and all(c in "01234567" for c in text) else None
+    if mode is None or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        raise ConfigError(
+            f"{label}={value!r} is not valid; use octal permission bits from 600 to 777 that let "
+            "the owner read and write (e.g. 600, 640 or 644)"
+        )
+    return mode
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of a cassette folder timetracer creates: the file mode plus x wherever r is set."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
 def _csv(value: Any, label: str = "") -> Tuple[str, ...]:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [str(v) for v in value]
@@ -201,6 +242,9 @@ class TraceConfig:
         never stored (``TIMETRACER_REDACT_QUERY``), added to ``DEFAULT_REDACTED_QUERY``.
     :param max_recordings_per_route: recordings kept per method and path; later requests of that
         route run unrecorded (``TIMETRACER_MAX_RECORDINGS_PER_ROUTE``, 0: no limit).
+    :param max_cassette_bytes: a cassette larger than this (decompressed) is refused when read.
+    :param file_mode: permission bits of written cassettes (``TIMETRACER_FILE_MODE``, default
+        ``0600``); folders timetracer creates get :func:`folder_mode` of it (``0700``).
 
     Example::
 
@@ -222,6 +266,8 @@ class TraceConfig:
     redact_headers: Tuple[str, ...] = ()
     redact_query: Tuple[str, ...] = ()
     max_recordings_per_route: int = DEFAULT_MAX_RECORDINGS_PER_ROUTE
+    max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+    file_mode: int = DEFAULT_FILE_MODE
 
     def __post_init__(self) -> None:
         # Direct construction (``TraceConfig(mode="record")``, ``dataclasses.replace``) gets the
@@ -307,4 +353,6 @@ _PARSERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "redact_headers": (ENV_REDACT_HEADERS, _lower_csv),
     "redact_query": (ENV_REDACT_QUERY, _lower_csv),
     "max_recordings_per_route": (ENV_MAX_RECORDINGS_PER_ROUTE, _count),
+    "max_cassette_bytes": (ENV_MAX_CASSETTE_BYTES, _positive_int),
+    "file_mode": (ENV_FILE_MODE, _file_mode),
 }

@@ -2,12 +2,17 @@
 
 A WSGI middleware, a script-mode session or a test fixture activates a session around the work it
 owns; the PyMongo wrappers read it with :func:`current`. Threads and asyncio tasks each see the
-session of the context they run in.
+session of the context they run in; :mod:`timetracer._threads` passes the active session on to
+threads and executor workers started while it is active.
+
+The module also counts the replaying sessions active anywhere in the process, so a PyMongo call
+made with no session while the process replays is refused instead of reaching a server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
@@ -34,24 +39,45 @@ def active_session() -> Optional[Session]:
     return _active.get()
 
 
+# How many activations of replaying sessions are in force right now, in any thread.
+_replaying_active = 0
+_count_lock = threading.Lock()
+
+
+def _count_replaying(session: Optional[Session], step: int) -> None:
+    global _replaying_active
+    if session is not None and session.replaying:
+        with _count_lock:
+            _replaying_active += step
+
+
 def activate(session: Optional[Session]) -> Token:
     """Make ``session`` the active one; pass the returned token to :func:`deactivate`."""
+    _count_replaying(session, 1)
     return _active.set(session)
 
 
 def deactivate(token: Token) -> None:
     """Restore the session that was active before the matching :func:`activate`."""
+    leaving = _active.get()
     _active.reset(token)
+    _count_replaying(leaving, -1)
 
 
 @contextlib.contextmanager
 def active(session: Optional[Session]) -> Iterator[Optional[Session]]:
     """Run a block with ``session`` active (``None`` runs it with no session)."""
-    token = _active.set(session)
+    token = activate(session)
     try:
         yield session
     finally:
-        _active.reset(token)
+        deactivate(token)
+
+
+def replaying_now() -> bool:
+    """Whether this process replays at this moment: a replay middleware exists, or a replaying
+    session is active in some thread. A PyMongo call with no session is then refused."""
+    return replay_configured or _replaying_active > 0
 
 
 def set_fallback(resolver: Optional[Callable[[], Optional[Session]]]) -> None:

@@ -211,6 +211,30 @@ class Replayer:
         self._heads[key] = head
         return None
 
+    def same_calls(self, event: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """The recorded events with exactly the arguments of ``event`` (itself included), in order."""
+        return self._by_key.get(event_key(event["signature"]), [])
+
+    def exchange(self, held: Dict[str, Any], wanted: Dict[str, Any]) -> None:
+        """Give up ``held`` for the unused ``wanted`` (same key): ``held`` can answer a later call.
+
+        Call with :attr:`lock` held.
+        """
+        key = event_key(held["signature"])
+        self._used.discard(id(held))
+        self._used.add(id(wanted))
+        position = next((n for n, e in enumerate(self._by_key.get(key, ())) if e is held), None)
+        if position is not None and position < self._heads.get(key, 0):
+            self._heads[key] = position
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while events are matched or exchanged."""
+        return self._lock
+
+    def is_used(self, event: Dict[str, Any]) -> bool:
+        return id(event) in self._used
+
     def _fallback(self, signature: Dict[str, Any], args: Any, position: int) -> Optional[Dict[str, Any]]:
         for event in self._by_call.get((signature.get("method"), signature.get("url")), ()):
             if id(event) in self._used:

@@ -71,7 +71,7 @@ def _resolve() -> Optional[Session]:
                 config,
                 Mode.REPLAY,
                 cassette_path=path,
-                cassette=read_cassette(path),
+                cassette=read_cassette(path, config.max_cassette_bytes),
                 request={"name": script_name()},
             )
             atexit.register(finish_replay, session, False)

@@ -74,6 +74,10 @@ class Session:
         self._finalizers: List[Callable[[], None]] = []
         self._eids = itertools.count(1)
         self._lock = threading.Lock()
+        # Set once the cassette has been built: a call recorded later (by a thread the request
+        # started and did not wait for) cannot be in it, which is worth a warning.
+        self._built = False
+        self._late_warned = False
         self.cassette = cassette
         self.replayer: Optional[Replayer] = (
             Replayer(cassette, cassette_path, config) if cassette is not None and self.replaying else None
@@ -99,6 +103,19 @@ class Session:
             event["start_offset_ms"] = round(self.offset_ms(), 3)
             event["eid"] = next(self._eids)
             self._events.append(event)
+            late = self._built and not self._late_warned
+            if late:
+                self._late_warned = True
+        if late:
+            logger.warning(
+                "timetracer: %s on %s was called in thread %r after the cassette %s was written, so it "
+                "is not in it (a thread started during the request outlived it); replaying that "
+                "request will not find this call. Join such threads before the request ends.",
+                signature.get("method"),
+                signature.get("url"),
+                threading.current_thread().name,
+                self.cassette_path,
+            )
         return event
 
     def end_event(self, event: Event, result: Dict[str, Any]) -> None:
@@ -140,7 +157,8 @@ class Session:
         self._run_finalizers()
         session_info: Dict[str, Any] = {
             "id": self.id,
-            "recorded_at": self.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            # isoformat, not strftime: strftime imports a module, impossible at interpreter shutdown.
+            "recorded_at": self.recorded_at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z",
             "service": self.config.service,
             "env": self.config.env,
             "timetracer_version": __version__,
@@ -158,7 +176,24 @@ class Session:
         document["events"] = events = [event for event in self.events if "result" in event]
         for event in events:
             _fill_body_hash(event)
+        for check in list(_cassette_checks):
+            try:
+                check(self.cassette_path, events)
+            except Exception:
+                logger.exception("timetracer: a cassette check failed")
+        with self._lock:
+            self._built = True
         return document
+
+
+# Run on the events of every cassette being built (plugins warn about what it holds).
+_cassette_checks: List[Callable[[Optional[Path], List[Event]], None]] = []
+
+
+def add_cassette_check(check: Callable[[Optional[Path], List[Event]], None]) -> None:
+    """Run ``check(cassette_path, events)`` whenever a recorded cassette is built. Idempotent."""
+    if check not in _cassette_checks:
+        _cassette_checks.append(check)
 
 
 def _fill_body_hash(event: Event) -> None:

@@ -1,7 +1,8 @@
 """WSGI middleware: record each request's MongoDB calls into a cassette, or replay them from one.
 
 Wrap any WSGI application. In ``record`` mode every sampled request runs with a recording session
-active and its cassette is written when the server closes the response; in ``replay`` mode the
+active and its cassette is written as soon as the body is complete, before its last chunk goes to
+the server (so it is on disk before the client has the whole response); in ``replay`` mode the
 request's cassette is loaded and its calls are answered from it; in ``off`` mode the application is
 called directly. The request's session is put into the environ as ``environ["timetracer.session"]``.
 """
@@ -33,7 +34,35 @@ if TYPE_CHECKING:
 __all__ = ["REPLAY_HEADER", "SESSION_KEY", "TimeTracerMiddleware"]
 
 
-def _traced_start_response(trace: RequestTrace, start_response: StartResponse) -> StartResponse:
+class _HeldWrite:
+    """The last chunk the application passed to ``write()``, held back until the next one.
+
+    Like the response iterable, ``write()`` output runs one chunk behind: the last piece is handed
+    on by :class:`TracedIterable` (ahead of the iterable's own chunks) once the cassette is written,
+    or by :meth:`flush` if the application raises.
+    """
+
+    __slots__ = ("chunk", "write")
+
+    def __init__(self) -> None:
+        self.chunk: Optional[bytes] = None
+        self.write: Optional[Callable[[bytes], Any]] = None
+
+    def take(self) -> Optional[bytes]:
+        chunk, self.chunk = self.chunk, None
+        self.write = None  # write() after the application returned is passed straight through
+        return chunk
+
+    def flush(self) -> None:
+        chunk, write = self.chunk, self.write
+        self.chunk = None
+        if chunk is not None and write is not None:
+            write(chunk)
+
+
+def _traced_start_response(
+    trace: RequestTrace, start_response: StartResponse, held: _HeldWrite
+) -> StartResponse:
     """Wrap the server's ``start_response`` so the status, headers and ``write()`` bytes are captured.
 
     ``exc_info`` is passed through: the server re-raises it if the headers were already sent, and
@@ -50,11 +79,18 @@ def _traced_start_response(trace: RequestTrace, start_response: StartResponse) -
         finally:
             exc_info = None  # no traceback -> frame -> traceback cycle (PEP 3333)
         capture.start(status, headers)
+        held.write = write
 
         def traced_write(data: bytes) -> Any:
-            result = write(data)
-            capture.feed(data)
-            return result
+            if held.write is None:  # the application already returned its iterable
+                result = write(data)
+                capture.feed(data)
+                return result
+            previous, held.chunk = held.chunk, bytes(data)
+            if previous is not None:
+                write(previous)
+                capture.feed(previous)
+            return None
 
         return traced_write
 
@@ -145,5 +181,10 @@ class TimeTracerMiddleware(RequestLifecycle):
         environ[SESSION_KEY] = trace.session
         if trace.session.replaying:
             return _replay(self.app, trace, environ, start_response)
-        result = trace.run(self.app, environ, _traced_start_response(trace, start_response))
-        return TracedIterable(result, trace)
+        held = _HeldWrite()
+        try:
+            result = trace.run(self.app, environ, _traced_start_response(trace, start_response, held))
+        except BaseException:
+            held.flush()  # the cassette is written (run finished the request); send what was written
+            raise
+        return TracedIterable(result, trace, held.take)

@@ -199,10 +199,11 @@ def test_missing_object_in_replay_is_a_500_naming_the_url(
 def test_gzip_object_is_one_whole_member(tmp_path: Path, s3_env: Any) -> None:
     """What the uploader PUTs for a gzip cassette is a complete gzip stream of the JSON document."""
     from timetracer.cassette import read_cassette, write_cassette
-    from timetracer.config import Compression
+    from timetracer.config import Compression, Mode, TraceConfig
+    from timetracer.session import Session
 
     bucket = s3_env.bucket()
-    document = {"schema_version": "1.0", "session": {"id": "x"}, "events": []}
+    document = Session(TraceConfig(), Mode.RECORD, request={"name": "job"}).to_cassette()
     write_cassette(f"s3://{bucket}/p/job.json.gz", document, Compression.GZIP)
     raw = s3_env.get(bucket, "p/job.json.gz")
     assert json.loads(gzip.decompress(raw)) == document

@@ -99,6 +99,31 @@ def test_records_a_streaming_view_as_it_streams(tmp_path: Path) -> None:
     }
 
 
+def test_streaming_cassette_is_on_disk_before_the_last_chunk_is_handed_on(tmp_path: Path) -> None:
+    target = tmp_path / "GET__stream.json"
+    with recording(tmp_path):
+        response = DjangoClient().get("/stream")
+        chunks = iter(response.streaming_content)
+        assert next(chunks) == b"a=True;" and next(chunks) == b"b=True;"
+        assert not target.exists()  # the body is not complete yet: it still streams
+        assert next(chunks) == b"c=True;"
+        # The last chunk is only handed on once the cassette is written.
+        assert read(target)["response"]["body"]["data"] == "a=True;b=True;c=True;"
+        assert list(chunks) == []
+        response.close()
+
+
+def test_replay_with_a_missing_fixed_cassette_fails_at_startup(tmp_path: Path) -> None:
+    from timetracer.errors import ConfigError
+    from timetracer.integrations.django import TimeTracerMiddleware
+
+    fixed = tmp_path / "missing.json"
+    with override_settings(**BASE, TIMETRACER={"mode": "replay", "cassette": fixed}):
+        with pytest.raises(ConfigError, match="does not exist") as info:
+            TimeTracerMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
+    assert str(fixed) in str(info.value)
+
+
 def test_view_exception_is_recorded(tmp_path: Path) -> None:
     with recording(tmp_path):
         response = DjangoClient(raise_request_exception=False).get("/boom")

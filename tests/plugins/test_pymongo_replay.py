@@ -89,7 +89,11 @@ def test_clients_made_after_a_replay_middleware_never_connect(
     with tape.replay():
         replayed = request_handler(client[shop_db.name])
     assert_same(replayed, live)
+    # Outside a request, nothing can answer a call in this replaying process: refused, not sent.
+    with pytest.raises(ReplayUnsupportedError, match="no timetracer session"):
+        client[shop_db.name].users.find_one({"_id": "123"})
     blackhole.assert_untouched()
+    context.replay_configured = False  # the app's process ends here; the fixtures' live cleanup follows
 
 
 def test_replay_against_the_specs_fake_host(

@@ -284,29 +284,35 @@ def route_recordings(folder: S3Path, route: str) -> Dict[Tuple[Optional[str], in
 
 
 # Parsed cassettes by URL, with the ETag they were parsed from.
-_cache: Dict[str, Tuple[str, Dict[str, Any]]] = {}
+_cache: Dict[str, Tuple[str, int, Dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 256
 
 
-def read_cassette(url: S3Path) -> Dict[str, Any]:
+def read_cassette(url: S3Path, max_bytes: Optional[int] = None) -> Dict[str, Any]:
     """Load and check a cassette object; reused while its ETag is unchanged (conditional GET).
 
-    The returned document is shared between callers: treat it as read-only.
+    The returned document is shared between callers: treat it as read-only. ``max_bytes`` caps
+    the decompressed size as for files (default ``TIMETRACER_MAX_CASSETTE_BYTES``).
     """
+    from timetracer.cassette.storage import _limit_from_env
+
+    limit = _limit_from_env() if max_bytes is None else max_bytes
     key = str(url)
     with _cache_lock:
         hit = _cache.get(key)
+    if hit is not None and hit[1] > limit:
+        hit = None  # parsed under a higher cap: check it against this one
     got = _get(url, hit[0] if hit else None)
     if got is None and hit is not None:
-        return hit[1]
+        return hit[2]
     assert got is not None
     data, etag = got
-    document = validate(decode(data, key), key)
+    document = validate(decode(data, key, max_bytes=limit), key)
     with _cache_lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        _cache[key] = (etag, document)
+        _cache[key] = (etag, limit, document)
     return document
 
 
@@ -352,12 +358,22 @@ class _Uploader:
         self._jobs: Deque[Tuple[str, int, Callable[[], None]]] = collections.deque()
         self._pending_bytes = 0
         self._active = 0
+        self._exiting = False
         self._cond = threading.Condition()
         for number in range(UPLOAD_THREADS):
             threading.Thread(target=self._run, name=f"timetracer-s3-upload-{number + 1}", daemon=True).start()
-        atexit.register(self.flush)
+        atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        self._exiting = True
+        self.flush()
 
     def submit(self, url: str, size: int, job: Callable[[], None]) -> bool:
+        if self._exiting:
+            # After the exit flush (a response finished by a later exit hook): upload right here,
+            # as the upload threads may be gone any moment.
+            self._run_job(url, job)
+            return True
         with self._cond:
             # Pending counts the uploads in flight too; one cassette alone always goes.
             if self._pending_bytes and self._pending_bytes + size > self.limit:
@@ -375,17 +391,22 @@ class _Uploader:
                 url, size, job = self._jobs.popleft()
                 self._active += 1
             try:
-                job()
-            except Exception as exc:
-                logger.error(
-                    "timetracer: %s",
-                    exc if isinstance(exc, CassetteError) else f"upload of {url} failed: {exc}",
-                )
+                self._run_job(url, job)
             finally:
                 with self._cond:
                     self._pending_bytes -= size
                     self._active -= 1
                     self._cond.notify_all()
+
+    @staticmethod
+    def _run_job(url: str, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception as exc:
+            logger.error(
+                "timetracer: %s",
+                exc if isinstance(exc, CassetteError) else f"upload of {url} failed: {exc}",
+            )
 
     def pending(self) -> int:
         with self._cond:

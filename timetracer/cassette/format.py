@@ -1,4 +1,10 @@
-"""The cassette document: its schema version, its JSON Schema, and the checks made on load."""
+"""The cassette document: its schema version, its JSON Schema, and the checks made on load.
+
+Every loaded cassette is checked against the shipped JSON Schema by a small built-in validator
+(:mod:`timetracer.cassette._schema_check`; no jsonschema dependency, compiled once), so a bad
+file is a :class:`CassetteError` naming the file, the event (``eid``) and the field, never an
+unrelated exception deep inside replay.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Union
 
+from timetracer.cassette._schema_check import Checker, SchemaViolation, compile_schema
 from timetracer.errors import CassetteError
 
 SCHEMA_VERSION = "1.0"
@@ -21,11 +28,32 @@ def load_schema() -> Dict[str, Any]:
     return json.loads(text)
 
 
-def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
-    """Check the parts of a loaded cassette that replay relies on; raise :class:`CassetteError`.
+@lru_cache(maxsize=1)
+def schema_checker() -> Checker:
+    """The shipped JSON Schema compiled into a checker (raises :class:`SchemaViolation`)."""
+    return compile_schema(load_schema())
 
-    This is the cheap structural check made on every load; the full JSON Schema is for tests
-    and tools.
+
+def where(path: Union[str, Path], document: Any, location: List[Any]) -> str:
+    """``cassette X: event eid=N (events[i]), field 'a.b'`` for a location inside ``document``."""
+    text = f"cassette {path}"
+    if len(location) >= 2 and location[0] == "events" and isinstance(location[1], int):
+        index = location[1]
+        event = document["events"][index] if isinstance(document, dict) else None
+        eid = event.get("eid") if isinstance(event, dict) else None
+        eid_text = f"eid={eid}" if isinstance(eid, int) and not isinstance(eid, bool) else "eid unknown"
+        text += f": event {eid_text} (events[{index}])"
+        location = location[2:]
+    if location:
+        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+        text += f", field {field.lstrip('.')!r}"
+    return text
+
+
+def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
+    """Check a loaded cassette against the shipped JSON Schema; raise :class:`CassetteError`.
+
+    The message names the file, the event (``eid``) and the field, and says what was expected.
     """
     if not isinstance(document, dict):
         raise CassetteError(f"cassette {path}: the top level is {type(document).__name__}, not an object")
@@ -47,4 +75,10 @@ def validate(document: Any, path: Union[str, Path]) -> Dict[str, Any]:
             raise CassetteError(f"cassette {path}: event #{index} has no 'signature' object")
         if "result" not in event:
             raise CassetteError(f"cassette {path}: event #{index} has no 'result'")
+    try:
+        schema_checker()(document)
+    except SchemaViolation as exc:
+        raise CassetteError(f"{where(path, document, exc.location)}: {exc.problem}") from None
+    except RecursionError:
+        raise CassetteError(f"cassette {path}: nested too deeply to check") from None
     return document

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from timetracer._s3path import is_s3
-from timetracer.config import Compression, TraceConfig
+from timetracer.cassette.storage import make_folder
+from timetracer.config import DEFAULT_FILE_MODE, Compression, TraceConfig, folder_mode
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _UNSAFE_VERB = re.compile(r"[^A-Z0-9_-]+")
@@ -67,6 +68,7 @@ def cassette_path(config: TraceConfig, method: str, path: str) -> Path:
 # puts "~" in a stem, so ``GET /items.2`` and the second ``GET /items`` cannot share a name.
 SEPARATOR = "~"
 SUFFIXES = tuple(c.suffix for c in Compression)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLAIM = ".claim"
 _SUFFIXES_LONGEST_FIRST = tuple(sorted(SUFFIXES, key=len, reverse=True))
 _FINGERPRINT = re.compile(r"q[0-9a-f]{10}")
@@ -204,8 +206,9 @@ class RecordingFolder:
 
     REFRESH_SECONDS = 5.0
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, file_mode: int = DEFAULT_FILE_MODE) -> None:
         self.directory = directory
+        self._folder_mode = folder_mode(file_mode)
         self._routes: Dict[str, _Route] = {}
         self._listed_at: Optional[float] = None
         self._lock = threading.Lock()
@@ -255,8 +258,8 @@ class RecordingFolder:
                 name = numbered(stem, number)
                 claim = directory / f".{name}{suffix}{_CLAIM}"
                 try:
-                    directory.mkdir(parents=True, exist_ok=True)
-                    fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                    make_folder(directory, self._folder_mode)
+                    fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600)
                 except FileExistsError:
                     taken.add(fingerprint, number)  # another process's, in flight
                     number += 1

@@ -18,8 +18,11 @@ from pymongo.cursor import Cursor
 
 from timetracer import context
 from timetracer.errors import ReplayMismatchError
+from timetracer.plugins.pymongo import _claims
 from timetracer.plugins.pymongo import _normalize as norm
-from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._errors import capture_error_safely
+from timetracer.plugins.pymongo._failures import capture_failed
+from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import capture_document, decode_cached, stored_document
 
@@ -81,16 +84,45 @@ class _State:
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
         result: Dict[str, Any] = {"status": 0, "body": {"captured": True, "data": []}}
+        lost = next((doc.error for doc in self.docs if isinstance(doc, _Lost)), None)
         try:
-            result["body"]["data"] = [stored_document(doc) for doc in self.docs]
+            if lost is None:
+                result["body"]["data"] = [stored_document(doc) for doc in self.docs]
         except Exception as exc:  # never break the app's request over a value we cannot store
-            logger.warning("timetracer: cursor documents could not be stored: %s", exc)
-            result["body"] = {"captured": False, "data": None, "reason": str(exc)}
+            capture_failed("the documents of a cursor", exc)
+            lost = exc
+        if lost is not None:
+            result["body"] = {"captured": False, "data": None, "reason": f"{type(lost).__name__}: {lost}"}
         result["exhausted"] = self.exhausted
         if self.failed is not None:
             result["status"] = 1
             result["error"] = self.failed
         self.session.end_event(self.event, result)
+
+
+class _Lost:
+    """Stands in the recorded documents for one that could not be captured: the cursor's result
+    is then stored as not captured, and replaying it raises a clear error, never fewer documents."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _uncaptured(session: Session, event: Dict[str, Any]) -> ReplayMismatchError:
+    sig = event["signature"]
+    body = event["result"].get("body") or {}
+    return ReplayMismatchError(
+        f"the documents of the recorded cursor of {sig.get('method')} on {sig.get('url')} (eid={event['eid']}) "
+        f"were not captured ({body.get('reason', 'no reason stored')}), so replay cannot return them; "
+        f"re-record the cassette {session.cassette_path}"
+    )
+
+
+def _lost_in_recording(event: Dict[str, Any]) -> bool:
+    result = event["result"]
+    return (result.get("body") or {}).get("captured") is False and not result.get("error")
 
 
 def _recorded_docs(event: Dict[str, Any]) -> List[Any]:
@@ -136,7 +168,7 @@ def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
     for field in ("return_key", "show_record_id", "explain"):
         if get(cursor, field):
             args[field] = True
-    return norm.shape(args)
+    return norm.shape(args, get(cursor, "codec_options"))
 
 
 # What the app reads from a traced cursor: while recording, every document it receives is
@@ -151,7 +183,8 @@ def _capture(cursor: Any, doc: Any) -> None:
         try:
             state.docs.append(capture_document(doc, cursor._tt_codec()))
         except Exception as exc:  # never break the app's read over our snapshot
-            logger.warning("timetracer: a document read from a cursor could not be captured: %s", exc)
+            capture_failed("a document read from a cursor", exc)
+            state.docs.append(_Lost(exc))
         if state.server_done and not len(cursor._tt_fields.get(cursor, "data")):
             state.exhausted = True
 
@@ -210,15 +243,20 @@ class TracedCursor(Cursor):
     def _tt_record(self, session: Session) -> int:
         state = self._tt_state
         if state is None:
-            args = _find_arguments(self)
-            method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
-            signature = signature_for(method, self.collection.full_name, args, hashed=False)
-            state = self._tt_state = _State(session, session.start_event(signature, args))
-            session.on_finish(state.finish)
+            try:
+                args = _find_arguments(self)
+                method = "EXPLAIN" if CURSOR.get(self, "explain") else "FIND"
+                signature = signature_for(method, self.collection.full_name, args, hashed=False)
+                state = self._tt_state = _State(session, session.start_event(signature, args))
+                session.on_finish(state.finish)
+            except Exception as exc:  # not recorded: from now on an ordinary cursor, untouched
+                capture_failed("the arguments of find", exc)
+                self.__class__ = Cursor
+                return Cursor._refresh(self)  # type: ignore[attr-defined,no-any-return]
         try:
             count = super()._refresh()
         except Exception as exc:
-            state.failed = capture_error(exc)
+            state.failed = capture_error_safely(exc)
             raise
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
         if count == 0 and state.server_done:
@@ -228,6 +266,15 @@ class TracedCursor(Cursor):
     # -- replay ------------------------------------------------------------------------------
 
     def _tt_replay(self, session: Session) -> int:
+        try:
+            return self._tt_replay_recorded(session)
+        except Exception as exc:
+            if passes_through(exc):
+                raise
+            state = self._tt_state
+            raise bad_value(exc, session, state.event if state else None, "result") from exc
+
+    def _tt_replay_recorded(self, session: Session) -> int:
         state = self._tt_state
         if state is None:
             args = _find_arguments(self)
@@ -236,17 +283,21 @@ class TracedCursor(Cursor):
             assert session.replayer is not None
             event = session.replayer.match(signature, args)
             state = self._tt_state = _State(session, event)
+            _claims.hold(session, state)
             result = event["result"]
+            if _lost_in_recording(event):
+                CURSOR.set(self, "killed", True)
+                raise _uncaptured(session, event)
             if result.get("error") and not _recorded_docs(event):
                 CURSOR.set(self, "killed", True)
-                raise rebuild_error(result["error"])
+                raise recorded_error(session, event)
             return self._tt_serve(state)
-        if state.served < len(_recorded_docs(state.event)):
+        if state.served < len(_recorded_docs(state.event)) or _claims.extend(session, state):
             return self._tt_serve(state)
         result = state.event["result"]
         CURSOR.set(self, "killed", True)
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise recorded_error(session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(session, state.event, len(_recorded_docs(state.event)))
@@ -257,8 +308,15 @@ class TracedCursor(Cursor):
         result = state.event["result"]
         body = result.get("body") or {}
         total = len(body.get("data") or [])
-        docs = decode_cached(
-            body, state.served, state.served + REPLAY_BATCH, CURSOR.get(self, "codec_options")
+        docs = guard(
+            state.session,
+            state.event,
+            "result.body.data",
+            decode_cached,
+            body,
+            state.served,
+            state.served + REPLAY_BATCH,
+            CURSOR.get(self, "codec_options"),
         )
         state.served += len(docs)
         CURSOR.set(self, "data", deque(docs))
@@ -294,10 +352,13 @@ class TracedCommandCursor(CommandCursor):
     @classmethod
     def replayed(cls, collection: Any, event: Dict[str, Any], session: Session) -> TracedCommandCursor:
         """A real CommandCursor over the recorded documents; it never reaches a server."""
+        if _lost_in_recording(event):
+            raise _uncaptured(session, event)
         body = event["result"].get("body") or {}
         docs = decode_cached(body, 0, len(body.get("data") or []), collection.codec_options)
         cursor = cls(collection, {"id": 0, "firstBatch": docs, "ns": collection.full_name}, None)
         cursor._tt_state = _State(session, event)
+        _claims.hold(session, cursor._tt_state, served=len(docs))
         exhausted = bool(event["result"].get("exhausted")) and not event["result"].get("error")
         COMMAND_CURSOR.set(cursor, "killed", exhausted)
         return cursor
@@ -318,7 +379,7 @@ class TracedCommandCursor(CommandCursor):
                 count = super()._refresh()
             except Exception as exc:
                 if state is not None:
-                    state.failed = capture_error(exc)
+                    state.failed = capture_error_safely(exc)
                 raise
             if state is not None:
                 state.server_done = not COMMAND_CURSOR.get(self, "id")
@@ -328,11 +389,18 @@ class TracedCommandCursor(CommandCursor):
         data = COMMAND_CURSOR.get(self, "data")
         if len(data) or state.raised_past_end:
             return len(data)
+        if _claims.extend(state.session, state):
+            body = state.event["result"].get("body") or {}
+            more = decode_cached(body, state.served, len(body.get("data") or []), self._tt_codec())
+            state.served += len(more)
+            data.extend(more)
+            COMMAND_CURSOR.set(self, "killed", bool(state.event["result"].get("exhausted")))
+            return len(data)
         result = state.event["result"]
         COMMAND_CURSOR.set(self, "killed", True)
         state.raised_past_end = True
         if result.get("error"):
-            raise rebuild_error(result["error"])
+            raise recorded_error(state.session, state.event)
         if result.get("exhausted"):
             return 0
         raise _past_end(state.session, state.event, len(_recorded_docs(state.event)))

@@ -2,18 +2,34 @@
 
 Only classes from ``pymongo.errors``, ``bson.errors`` and a few builtins are rebuilt (never
 pickle); the class, ``code``, ``details``, error labels and message come back as recorded.
+
+A replayed exception carries a note naming the cassette and the recorded event it came from
+(``add_note`` on Python 3.11+; on older Pythons the same ``__notes__`` list, and a
+:class:`ReplayedFrom` cause so the traceback shows it); ``str()`` stays what it was when recorded.
+Errors that mean the server was never reached (``ServerSelectionTimeoutError``, ``AutoReconnect``,
+``NetworkTimeout``...) are flagged: replaying one is logged as a WARNING, and so is saving a
+cassette that holds one.
 """
 
 from __future__ import annotations
 
 import builtins
 import importlib
-from typing import Any, Dict, Optional
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Optional, Set
 
+from timetracer.errors import TimeTracerError
+from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._values import from_ejson, to_ejson
 
+if TYPE_CHECKING:
+    from timetracer.session import Session
+
+logger = logging.getLogger("timetracer")
+
 _MODULES = ("pymongo.errors", "bson.errors")
-_BUILTINS = frozenset({"TypeError", "ValueError", "KeyError", "IndexError", "RuntimeError"})
+_BUILTINS = frozenset({"TypeError", "ValueError", "KeyError", "IndexError", "RuntimeError", "OverflowError"})
 
 
 def capture_error(exc: BaseException) -> Dict[str, Any]:
@@ -76,3 +92,122 @@ def rebuild_error(error: Dict[str, Any]) -> BaseException:
     if labels and isinstance(exc, errors.PyMongoError):
         exc._error_labels = set(labels)  # type: ignore[attr-defined]
     return exc
+
+
+def bare_error(exc: BaseException) -> Dict[str, Any]:
+    """The least ``result.error`` section (class and message), for when :func:`capture_error` fails."""
+    kind = type(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    return {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message, "code": None, "details": None}
+
+
+def capture_error_safely(exc: BaseException) -> Dict[str, Any]:
+    """:func:`capture_error`, or :func:`bare_error` if that fails: never raises (the app must get
+    PyMongo's exception, not one of timetracer's)."""
+    try:
+        return capture_error(exc)
+    except Exception as failure:
+        capture_failed("an exception raised by PyMongo", failure)
+        return bare_error(exc)
+
+
+def _unreachable_types() -> FrozenSet[str]:
+    from pymongo import errors
+
+    names = set()
+    for value in vars(errors).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, errors.ConnectionFailure)
+            and not issubclass(value, errors.NotPrimaryError)
+        ):
+            names.add(f"{value.__module__}.{value.__qualname__}")
+    return frozenset(names)
+
+
+# Qualified names of the exceptions meaning "the call never got an answer from a server".
+UNREACHABLE = _unreachable_types()
+
+
+def unreachable(error: Any) -> bool:
+    """Whether a recorded ``result.error`` says the server could not be reached."""
+    return isinstance(error, dict) and error.get("type") in UNREACHABLE
+
+
+class ReplayedFrom(TimeTracerError):
+    """The cause shown under a replayed exception on Python < 3.11 (where ``add_note`` is missing)."""
+
+
+def origin_note(session: Session, event: Dict[str, Any]) -> str:
+    note = f"replayed by timetracer from the cassette {session.cassette_path}, recorded call eid={event.get('eid')}"
+    if unreachable(event["result"].get("error")):
+        note += " (recorded when the database could not be reached)"
+    return note
+
+
+def add_origin(exc: BaseException, note: str) -> BaseException:
+    """Attach ``note`` to ``exc`` without changing its class or ``str()``."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:  # Python 3.11+
+        add_note(note)
+        return exc
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        exc.__notes__ = notes  # type: ignore[attr-defined]
+    notes.append(note)
+    if exc.__cause__ is None:
+        exc.__cause__ = ReplayedFrom(note)
+    return exc
+
+
+_warned: Set[Any] = set()
+_warned_lock = threading.Lock()
+
+
+def replayed_error(session: Session, event: Dict[str, Any]) -> BaseException:
+    """The recorded exception of ``event``, rebuilt, with a note naming where it was replayed from."""
+    error = event["result"]["error"]
+    exc = rebuild_error(error)
+    if unreachable(error):
+        key = (str(session.cassette_path), event.get("eid"))
+        with _warned_lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            logger.warning(
+                "timetracer: replaying %s of call eid=%s from %s: it was recorded while the database "
+                "could not be reached; re-record with the database up to replay real results",
+                error.get("type", "").rpartition(".")[2],
+                event.get("eid"),
+                session.cassette_path,
+            )
+    return add_origin(exc, origin_note(session, event))
+
+
+def warn_unreachable(path: Any, events: Any) -> None:
+    """Log a WARNING naming the events of a cassette being saved whose call never reached a server."""
+    failed = [
+        event
+        for event in events
+        if isinstance(event.get("result"), dict) and unreachable(event["result"].get("error"))
+    ]
+    if not failed:
+        return
+    shown = ", ".join(
+        f"eid={e.get('eid')} {e['signature'].get('method')} on {e['signature'].get('url')}: "
+        f"{e['result']['error'].get('type', '').rpartition('.')[2]}"
+        for e in failed[:5]
+    )
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    logger.warning(
+        "timetracer: the cassette %s records %d call(s) that failed to reach the database (%s%s); "
+        "replay will raise these errors again. Re-record with the database reachable.",
+        path,
+        len(failed),
+        shown,
+        more,
+    )

@@ -3,15 +3,22 @@
 Only arguments the caller passed are kept; ``None`` and each parameter's default are dropped, as
 are options that never change results (session, comment, time limits, batch sizes). Sort, hint
 and projection forms are reduced to one shape each, so equal calls hash equal on every PyMongo 4.x.
+
+Normalising never fails: a value Extended JSON cannot hold directly is encoded the way PyMongo
+sends it, with the live client's codec options (type registry and fallback encoder included), and
+a value PyMongo could not encode either stands as an :data:`UNENCODABLE` marker naming its type
+(PyMongo then raises, and that error is what gets recorded and replayed).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from timetracer.plugins.pymongo._values import to_ejson
+import bson
+
+from timetracer.plugins.pymongo._values import raw_to_ejson, to_ejson
 
 # Options that change how a call runs but not what it returns.
 IGNORED = frozenset(
@@ -142,13 +149,91 @@ _SHAPERS: Dict[str, Callable[[Any], Any]] = {
 }
 
 
-def shape(arguments: Mapping[str, Any]) -> Dict[str, Any]:
-    """Extended JSON of each argument, in its one normal form."""
+def shape(arguments: Mapping[str, Any], codec: Any = None) -> Dict[str, Any]:
+    """Extended JSON of each argument, in its one normal form; ``codec``: the live codec options."""
     out: Dict[str, Any] = {}
     for name, value in arguments.items():
         shaper = _SHAPERS.get(name)
-        out[name] = shaper(value) if shaper is not None else to_ejson(value)
+        try:
+            out[name] = shaper(value) if shaper is not None else to_ejson(value)
+        except Exception:
+            out[name] = stored(value, codec)
     return out
+
+
+# The key of the marker standing for a value that neither Extended JSON nor the client's codec
+# options can encode: ``{"$timetracer_unencodable": "decimal.Decimal"}``.
+UNENCODABLE = "$timetracer_unencodable"
+_markers_made = False
+
+
+def stored(value: Any, codec: Any = None) -> Any:
+    """Extended JSON of any argument value; never raises.
+
+    Tried in turn: the direct conversion; BSON encoding with the live ``codec`` options (what
+    PyMongo puts on the wire, so custom type codecs are honoured); then part by part, with an
+    :data:`UNENCODABLE` marker for each part that cannot be encoded.
+    """
+    try:
+        return to_ejson(value)
+    except Exception:
+        pass
+    if codec is not None:
+        try:
+            return raw_to_ejson(bson.encode({"v": value}, codec_options=codec))["v"]
+        except Exception:
+            pass
+    return _by_parts(value, codec)
+
+
+def _by_parts(value: Any, codec: Any) -> Any:
+    global _markers_made
+    if isinstance(value, Mapping):
+        try:
+            return {str(k): stored(v, codec) for k, v in value.items()}
+        except Exception:
+            pass
+    elif isinstance(value, (list, tuple)):
+        return [stored(v, codec) for v in value]
+    _markers_made = True
+    kind = type(value)
+    return {UNENCODABLE: f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def has_unencodable(normal: Any) -> bool:
+    """Whether normalised arguments hold an :data:`UNENCODABLE` marker (cheap when none was ever made)."""
+    if not _markers_made:
+        return False
+    if isinstance(normal, dict):
+        return UNENCODABLE in normal or any(has_unencodable(v) for v in normal.values())
+    if isinstance(normal, list):
+        return any(has_unencodable(v) for v in normal)
+    return False
+
+
+class IterationFailed(Exception):
+    """The app's own iterable raised while timetracer read it; ``error`` is what it raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def documents_to_pass(value: Any) -> Tuple[Any, Any]:
+    """``(what to pass on to PyMongo, what to normalise)`` for ``insert_many``'s documents.
+
+    A list, a mapping or a non-iterable is passed on untouched (PyMongo refuses the last two with
+    its own message); any other iterable may be readable only once, so it is read here, as
+    PyMongo would read it before sending anything, and passed on as a list. If reading it raises,
+    :class:`IterationFailed` carries the app's exception.
+    """
+    if type(value) is list or isinstance(value, Mapping) or not isinstance(value, Iterable):
+        return value, value
+    try:
+        documents = list(value)
+    except Exception as exc:
+        raise IterationFailed(exc) from exc
+    return documents, documents
 
 
 def filter_keys(value: Any) -> List[str]:

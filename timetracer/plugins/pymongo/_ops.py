@@ -18,7 +18,9 @@ from pymongo import results as pm_results
 
 from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._cursor import TracedCommandCursor
-from timetracer.plugins.pymongo._errors import capture_error, rebuild_error
+from timetracer.plugins.pymongo._errors import capture_error_safely
+from timetracer.plugins.pymongo._failures import capture_failed
+from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
     capture_document,
@@ -27,7 +29,6 @@ from timetracer.plugins.pymongo._values import (
     raw_to_ejson,
     snapshot_value,
     stored_document,
-    to_ejson,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Op:
         bound = self.binder.bind(args, kwargs)
         passed = self.binder.passed(bound)
         norm.clean_filter(passed, self.filter_arg)
-        return Call(self.url(target), norm.shape(passed), args, kwargs)
+        return Call(self.url(target), norm.shape(passed, _codec(target)), args, kwargs)
 
     # -- results -----------------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class FindOneOp(DocumentOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         if not kwargs and len(args) == 1 and type(args[0]) is dict:
             # The common ``find_one({...})``: the general path below gives the same result.
-            normal = {"filter": to_ejson(args[0])} if args[0] else {}
+            normal = {"filter": norm.stored(args[0], _codec(target))} if args[0] else {}
             return Call(self.url(target), normal, args, kwargs)
         args_list = list(args)
         first = args_list[0] if args_list else kwargs.get("filter")
@@ -124,7 +125,7 @@ class FindOneOp(DocumentOp):
         for key in ("limit", "batch_size"):
             passed.pop(key, None)
         norm.clean_filter(passed)
-        return Call(self.url(target), norm.shape(passed), args, kwargs)
+        return Call(self.url(target), norm.shape(passed, _codec(target)), args, kwargs)
 
 
 class CountOp(Op):
@@ -166,9 +167,10 @@ class CommandOp(Op):
         else:
             document = dict(command or {})
         document.update(extras)
-        normal = {"command": norm.shape({"c": document})["c"]}
+        codec = bound.get("codec_options") or DEFAULT_CODEC_OPTIONS
+        normal = {"command": norm.shape({"c": document}, codec)["c"]}
         call = Call(self.url(target), normal, args, kwargs)
-        call.extra = bound.get("codec_options") or DEFAULT_CODEC_OPTIONS
+        call.extra = codec
         return call
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
@@ -204,14 +206,15 @@ def _assign_id(document: Any, recorded: Any) -> Any:
 class InsertManyOp(Op):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         # A generator can be read only once: read it here and pass the list on.
+        documents: Any = []
         if args:
-            documents = list(args[0])
-            args = (documents, *args[1:])
+            passed, documents = norm.documents_to_pass(args[0])
+            args = (passed, *args[1:])
         elif "documents" in kwargs:
-            documents = list(kwargs["documents"])
-            kwargs = dict(kwargs, documents=documents)
+            passed, documents = norm.documents_to_pass(kwargs["documents"])
+            kwargs = dict(kwargs, documents=passed)
         call = super().prepare(target, args, kwargs)
-        call.extra = documents if args or "documents" in kwargs else []
+        call.extra = list(documents) if isinstance(documents, (list, tuple)) else []
         return call
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
@@ -262,30 +265,30 @@ _BULK_FIELDS = (
 )
 
 
-def _bulk_request(request: Any) -> Dict[str, Any]:
+def _bulk_request(request: Any, codec: Any) -> Dict[str, Any]:
     fields = {}
     for attr, name in _BULK_FIELDS:
         value = getattr(request, attr, None)
         if value is None or (name == "upsert" and value is False):
             continue
         fields[name] = value
-    return {type(request).__name__: norm.shape(fields)}
+    return {type(request).__name__: norm.shape(fields, codec)}
 
 
 class BulkWriteOp(Op):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
-        if args:
-            requests = list(args[0])
-            args = (requests, *args[1:])
-        else:
-            requests = list(kwargs.get("requests") or [])
-            kwargs = dict(kwargs, requests=requests)
+        # PyMongo takes only a list here: anything else is passed on for PyMongo to refuse.
+        requests = args[0] if args else kwargs.get("requests")
+        codec = _codec(target)
         bound = self.binder.bind(args, kwargs)
         passed = self.binder.passed(bound)
-        passed["requests"] = [_bulk_request(r) for r in requests]
-        normal = {k: (v if k == "requests" else norm.shape({k: v})[k]) for k, v in passed.items()}
+        if type(requests) is list:
+            passed["requests"] = [_bulk_request(r, codec) for r in requests]
+        else:
+            passed["requests"] = norm.stored(requests, codec)
+        normal = {k: (v if k == "requests" else norm.shape({k: v}, codec)[k]) for k, v in passed.items()}
         call = Call(self.url(target), normal, args, kwargs)
-        call.extra = requests
+        call.extra = requests if type(requests) is list else []
         return call
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
@@ -314,15 +317,10 @@ class BulkWriteOp(Op):
 
 
 class AggregateOp(Op):
-    """``aggregate``: a command cursor; its documents are stored as the app reads them."""
+    """``aggregate``: a command cursor; its documents are stored as the app reads them.
 
-    def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
-        if args:
-            pipeline = list(args[0])
-            args = (pipeline, *args[1:])
-        elif "pipeline" in kwargs:
-            kwargs = dict(kwargs, pipeline=list(kwargs["pipeline"]))
-        return super().prepare(target, args, kwargs)
+    The pipeline is passed on as the app gave it (PyMongo refuses anything but a list itself).
+    """
 
 
 def run(
@@ -333,62 +331,126 @@ def run(
     args: Tuple[Any, ...],
     kwargs: Dict[str, Any],
 ) -> Any:
-    """Record or replay one call of ``op`` made while ``session`` is active."""
+    """Record or replay one call of ``op`` made while ``session`` is active.
+
+    Recording is transparent: whatever fails in timetracer's own code is logged and the call goes
+    on exactly as without timetracer; what PyMongo raises (server or client side) is recorded and
+    raised unchanged, and replay raises it again, noting the cassette and event it came from.
+    """
+    app_error: Optional[BaseException] = None
     try:
         call = op.prepare(target, args, kwargs)
         signature = signature_for(op.method, call.url, call.norm, hashed=session.replaying)
+    except norm.IterationFailed as failed:
+        app_error = failed.error  # raised below, outside this handler, as PyMongo would let it through
     except Exception as exc:
         if session.replaying:
-            raise
-        logger.warning("timetracer: %s call not recorded, arguments could not be read: %s", op.name, exc)
+            raise session.replayer.miss(
+                f"timetracer cannot read the arguments of {op.name}() ({type(exc).__name__}: {exc}), so "
+                f"it cannot tell which recorded call of the cassette {session.cassette_path} this is; "
+                "a recording made the same way did not record it either"
+            ) from exc
+        capture_failed(f"the arguments of {op.name}", exc)
         return original(target, *args, **kwargs)
+    if app_error is not None:
+        raise app_error
 
     if session.replaying:
         assert session.replayer is not None
-        event = session.replayer.match(signature, call.norm)
-        result = event["result"]
-        if isinstance(op, AggregateOp):
-            if result.get("error") and not (result.get("body") or {}).get("data"):
-                raise rebuild_error(result["error"])
-            return TracedCommandCursor.replayed(target, event, session)
-        if result.get("error"):
-            _assign_error_ids(op, target, result, call)
-            raise rebuild_error(result["error"])
-        body = result.get("body") or {}
-        if not body.get("captured", False):
-            raise session.replayer.miss(
-                f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
-                f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
-            )
-        call.body = body
-        return op.replay(target, body.get("data"), call)
+        event = guard(session, None, "signature", session.replayer.match, signature, call.norm)
+        return guard(session, event, "result", _replay, op, session, target, call, event)
 
-    event = session.start_event(signature, call.norm)
+    try:
+        event = session.start_event(signature, call.norm)
+    except Exception as exc:
+        capture_failed(f"the call {op.name} on {call.url}", exc)
+        return original(target, *call.args, **call.kwargs)
     token = _inside.set(True)
     try:
         result = original(target, *call.args, **call.kwargs)
     except Exception as exc:
         _inside.reset(token)
-        error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
-        error_result["error"] = capture_error(exc)
-        ids = _ids_after_error(op, target, call)
-        if ids is not None:
-            error_result["assigned_ids"] = ids
-        session.end_event(event, error_result)
+        _end_with_error(op, session, event, target, call, exc)
         raise
     except BaseException:
         _inside.reset(token)
         raise
     _inside.reset(token)
     if isinstance(op, AggregateOp):
-        return TracedCommandCursor.recording(result, session, event)
+        try:
+            return TracedCommandCursor.recording(result, session, event)
+        except Exception as exc:
+            capture_failed(f"the cursor of {op.name} on {call.url}", exc)
+            _end_uncaptured(session, event, exc)
+            return result
     try:
         data = op.capture(target, result, call)
         session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
     except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
-        logger.warning("timetracer: result of %s on %s could not be stored: %s", op.method, call.url, exc)
-        session.end_event(event, {"status": 0, "body": {"captured": False, "data": None, "reason": str(exc)}})
+        capture_failed(f"the result of {op.name} on {call.url}", exc)
+        _end_uncaptured(session, event, exc)
     return result
+
+
+def _replay(op: Op, session: Session, target: Any, call: Call, event: Dict[str, Any]) -> Any:
+    """The recorded outcome of a matched call: its value, or its error raised again."""
+    assert session.replayer is not None
+    result = event["result"]
+    if isinstance(op, AggregateOp):
+        if result.get("error") and not (result.get("body") or {}).get("data"):
+            raise recorded_error(session, event)
+        return guard(session, event, "result.body.data", TracedCommandCursor.replayed, target, event, session)
+    if result.get("error"):
+        try:
+            _assign_error_ids(op, target, result, call)
+        except Exception as exc:  # the recorded error is what the app must see
+            logger.debug("timetracer: ids of a replayed failed %s not assigned: %s", op.name, exc)
+        raise recorded_error(session, event)
+    if norm.has_unencodable(call.norm):
+        raise session.replayer.miss(
+            f"{op.method} on {call.url} has an argument that cannot be stored (see "
+            f"{norm.UNENCODABLE} in the arguments of eid={event['eid']}), so timetracer cannot tell "
+            f"whether it is the recorded call; its successful result is not replayed "
+            f"(cassette {session.cassette_path})"
+        )
+    body = result.get("body") or {}
+    if not body.get("captured", False):
+        raise session.replayer.miss(
+            f"the recorded result of {op.method} on {call.url} (eid={event['eid']}) was not captured "
+            f"({body.get('reason', 'no reason stored')}); re-record the cassette {session.cassette_path}"
+        )
+    call.body = body
+    value = guard(session, event, "result.body.data", op.replay, target, body.get("data"), call)
+    return guard(session, event, "result.body.data", check_shape, op.name, value)
+
+
+def _end_uncaptured(session: Session, event: Dict[str, Any], exc: BaseException) -> None:
+    try:
+        reason = f"{type(exc).__name__}: {exc}"
+    except Exception:
+        reason = type(exc).__name__
+    try:
+        session.end_event(event, {"status": 0, "body": {"captured": False, "data": None, "reason": reason}})
+    except Exception as failure:
+        capture_failed("an uncaptured result", failure)
+
+
+def _end_with_error(
+    op: Op, session: Session, event: Dict[str, Any], target: Any, call: Call, exc: BaseException
+) -> None:
+    """Close the event of a call PyMongo failed, server or client side; never raises."""
+    error_result: Dict[str, Any] = {"status": 1, "body": {"captured": False, "data": None}}
+    error_result["error"] = capture_error_safely(exc)
+    try:
+        ids = _ids_after_error(op, target, call)
+        if ids is not None:
+            error_result["assigned_ids"] = ids
+    except Exception as failure:
+        capture_failed(f"the _ids assigned by a failed {op.name}", failure)
+    try:
+        session.end_event(event, error_result)
+    except Exception as failure:
+        capture_failed(f"the failed call {op.name} on {call.url}", failure)
 
 
 def _inserted_documents(op: Op, call: Call) -> Optional[List[Any]]:

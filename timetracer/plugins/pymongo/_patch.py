@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pymongo import results as pm_results
 from pymongo.collection import Collection
@@ -18,12 +18,14 @@ try:  # PyMongo 4.9+
 except ImportError:  # PyMongo 4.6-4.8
     from pymongo.topology import Topology  # type: ignore[no-redef]
 
-from timetracer import context, script
+from timetracer import _threads, context, script
 from timetracer.config import ENV_MODE
 from timetracer.errors import ReplayUnsupportedError
 from timetracer.plugins.pymongo import _ops
 from timetracer.plugins.pymongo._cursor import TracedCursor
+from timetracer.plugins.pymongo._errors import warn_unreachable
 from timetracer.plugins.pymongo._normalize import Binder
+from timetracer.session import add_cassette_check
 
 _lock = threading.Lock()
 # (class, attribute, what the class itself held before: the function, or _MISSING if inherited)
@@ -239,16 +241,36 @@ def _wrap_topology(original: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(_constructing, "active", False):
             return None  # a replaying client's constructor connecting (connect=True): not now
-        session = _replaying_session()
-        if session is not None:
-            raise _unanswered(
-                session,
-                "a PyMongo call that timetracer does not replay tried to reach the server during "
-                f"replay (cassette: {session.cassette_path}); see the supported operations in the README",
-            )
+        refusal = _refusal()
+        if refusal is not None:
+            session = _replaying_session()
+            if session is not None:
+                raise _unanswered(session, refusal)
+            raise ReplayUnsupportedError(refusal)
         return original(self, *args, **kwargs)
 
     return guarded
+
+
+def _refusal() -> Optional[str]:
+    """Why a server contact must not happen now, or ``None`` when it may."""
+    session = _get_active() or script._session
+    if session is not None:
+        if not session.replaying:
+            return None  # recording (or a live call of a recording script): the server is wanted
+        return (
+            "a PyMongo call that timetracer does not replay tried to reach the server during "
+            f"replay (cassette: {session.cassette_path}); see the supported operations in the README"
+        )
+    if not context.replaying_now():
+        return None
+    return (
+        f"a PyMongo call was made with no timetracer session (thread {threading.current_thread().name!r}) "
+        "while this process replays, and replay never reaches the database. timetracer passes the "
+        "session on to threading.Thread and ThreadPoolExecutor work started inside a request; run "
+        "this call inside the request (or timetracer.replay() block) that should answer it, or run "
+        "the process with TIMETRACER_MODE=off"
+    )
 
 
 def _wrap_server_session(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -290,6 +312,8 @@ def enable() -> None:
             for name in names:
                 _install(owner, name, lambda original, o=owner, n=name: _wrap_unsupported(o, n, original))
         _install(MongoClient, "__init__", _wrap_client_init)
+    _threads.install()
+    add_cassette_check(warn_unreachable)
     # The guards below sit on PyMongo's own hot path (every operation selects a server), so a
     # process pays for them only once replay is used in it.
     context.on_replay(_install_replay_guards)
@@ -314,6 +338,7 @@ def disable() -> None:
                 delattr(cls, name)
             else:
                 setattr(cls, name, own)
+    _threads.uninstall()
 
 
 def is_enabled() -> bool:
