@@ -7,7 +7,7 @@ uses boto3, so the standard AWS configuration applies: ``AWS_ENDPOINT_URL`` /
 
 - Each cassette is one object, written by a single PUT: readers never see half of one.
 - Recording a web request claims its name in memory (no network on the request's path); the
-  encoded cassette is then uploaded by one background thread with a conditional PUT
+  encoded cassette is then uploaded by background threads with a conditional PUT
   (``If-None-Match: *``), so two processes recording into one prefix never overwrite each
   other: a name already taken moves the recording to the next free number. Pending uploads are
   bounded (``TIMETRACER_S3_QUEUE_BYTES``) and waited for at exit (``TIMETRACER_S3_FLUSH_SECONDS``).
