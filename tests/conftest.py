@@ -252,3 +252,88 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: Any) -> None:
     from timetracer import context
 
     context.replay_configured = False
+
+
+# ==========================================================================================
+# S3 API server on loopback (s3:// cassette locations)
+# ==========================================================================================
+
+
+class S3Server:
+    """moto's S3 API server on 127.0.0.1 (dummy credentials, no real account): its endpoint, the
+    environment that points boto3 at it, and a client to make buckets and look at objects."""
+
+    def __init__(self, endpoint: str, home: Path) -> None:
+        self.endpoint = endpoint
+        # Every AWS setting a shell may carry is replaced, so nothing reaches a real account.
+        self.env = {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        }
+        self._buckets = 0
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("s3", endpoint_url=self.endpoint)
+
+    def bucket(self) -> str:
+        """A new empty bucket."""
+        self._buckets += 1
+        name = f"tt-{uuid.uuid4().hex[:12]}-{self._buckets}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> List[str]:
+        reply = self.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in reply.get("Contents", ()))
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _s3_server_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"S3 test server unavailable (CI=true, so this fails):\n{reason}", pytrace=False)
+    pytest.skip(f"S3 test server unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 API (``moto[server]``'s ThreadedMotoServer) on a free loopback port."""
+    try:
+        import boto3  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        _s3_server_unavailable(f"{exc}; install the test extra: pip install -e '.[test]'")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    try:
+        server.start()
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+    except Exception as exc:
+        _s3_server_unavailable(f"moto server did not start on 127.0.0.1:{port}: {exc}")
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("aws-home"))
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """``s3_server`` with its AWS settings in this process's environment (for in-process tests)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server

@@ -22,6 +22,7 @@ from timetracer._logging import ensure_visible, log_recorded
 from timetracer._recordings import Recordings
 from timetracer._request import request_section
 from timetracer._response import REDACTED, ResponseCapture
+from timetracer._s3path import is_s3
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.cassette.naming import Claim
 from timetracer.cassette.storage import sweep_temp_files
@@ -211,13 +212,13 @@ class RequestLifecycle:
     def _check_storage(self) -> None:
         """At startup: a fixed replay cassette must exist; recording sweeps stale temp files."""
         fixed = self.config.cassette
-        if self.config.mode is Mode.REPLAY and fixed is not None and not Path(fixed).is_file():
-            what = "is a directory, not a file" if Path(fixed).is_dir() else "does not exist"
+        if self.config.mode is Mode.REPLAY and fixed is not None and not fixed.is_file():  # s3://: a HEAD
+            what = "is a directory, not a file" if not is_s3(fixed) and fixed.is_dir() else "does not exist"
             raise ConfigError(
                 f"{ENV_CASSETTE}={str(fixed)!r}: the cassette {what}; record it first "
                 f"({ENV_MODE}=record) or point {ENV_CASSETTE} at an existing cassette file"
             )
-        if self._recording:
+        if self._recording and not is_s3(fixed or self.config.cassette_dir):  # S3: nothing staged
             folder = Path(fixed).parent if fixed is not None else Path(self.config.cassette_dir)
             try:
                 sweep_temp_files(folder)
@@ -326,7 +327,12 @@ class RequestLifecycle:
         try:
             document = session.to_cassette()
             config = self.config
-            write_cassette(target, document, config.compression, file_mode=config.file_mode)  # type: ignore[arg-type]
+            if is_s3(target):  # encoded now, uploaded in the background: the response never waits
+                from timetracer.cassette._s3 import upload_later
+
+                upload_later(target, document, config.compression)  # type: ignore[arg-type]
+            else:
+                write_cassette(target, document, config.compression, file_mode=config.file_mode)  # type: ignore[arg-type]
         except Exception as exc:
             logger.error("timetracer: could not write cassette %s: %s", target, exc, exc_info=True)
             return

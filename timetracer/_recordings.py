@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from timetracer._request import describe, fingerprint, request_differences
+from timetracer._s3path import is_s3
 from timetracer.cassette import read_cassette
 from timetracer.cassette.naming import (
     SUFFIXES,
@@ -26,12 +27,21 @@ from timetracer.cassette.naming import (
     request_stem,
     route_recordings,
 )
-from timetracer.config import ENV_MAX_RECORDINGS_PER_ROUTE, TraceConfig
+from timetracer.config import ENV_MAX_RECORDINGS_PER_ROUTE, Mode, TraceConfig
 from timetracer.errors import CassetteError, CassetteNotFoundError
 
 logger = logging.getLogger("timetracer")
 
 _LISTED = 6
+
+
+def _open_folder(directory: Path, file_mode: int) -> Any:
+    """The recording folder: :class:`RecordingFolder`, or its S3 twin for an ``s3://`` folder."""
+    if is_s3(directory):
+        from timetracer.cassette._s3 import S3RecordingFolder
+
+        return S3RecordingFolder(directory)  # type: ignore[arg-type]
+    return RecordingFolder(directory, file_mode)
 
 
 def _ordinal(number: int) -> str:
@@ -53,9 +63,9 @@ class Recordings:
 
     def __init__(self, config: TraceConfig) -> None:
         self.config = config
-        self.directory = Path(config.cassette_dir)
+        self.directory = config.cassette_dir
         self._redacted = config.redacted_query
-        self._folder = RecordingFolder(self.directory, config.file_mode)
+        self._folder = _open_folder(self.directory, config.file_mode) if config.mode is Mode.RECORD else None
         self._suffixes = (config.compression.suffix, *[s for s in SUFFIXES if s != config.compression.suffix])
         # Replay: how many live requests of each kind (request stem) this middleware has seen.
         self._seen: Dict[str, int] = {}
@@ -68,6 +78,8 @@ class Recordings:
         """The file to record ``request`` in, claimed; ``None`` when its route has all it may keep."""
         method, path = request["method"], request["path"]
         limit = self.config.max_recordings_per_route
+        if self._folder is None:
+            self._folder = _open_folder(self.directory, self.config.file_mode)
         claim = self._folder.claim(method, path, fingerprint(request), self.config.compression.suffix, limit)
         if claim is None:
             route = cassette_name(method, path)

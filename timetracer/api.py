@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union
 
 from timetracer import context
 from timetracer._logging import ensure_visible, log_recorded
+from timetracer._s3path import S3Path, is_s3
 from timetracer.cassette import read_cassette, write_cassette
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.errors import CassetteError, TimeTracerError
@@ -48,9 +49,9 @@ def resolve_name(name: PathLike, config: TraceConfig, *, for_writing: bool) -> P
     the first existing file among ``.json``, ``.json.gz`` and ``.json.zst`` is used.
     """
     text = str(name)
-    path = Path(text)
+    path: Any = S3Path.parse(name) if is_s3(name) else Path(text)
     if not path.is_absolute() and path.parent == Path(".") and not text.startswith("."):
-        path = Path(config.cassette_dir) / path
+        path = config.cassette_dir / path
     if has_cassette_suffix(path.name):
         return path
     if for_writing:
@@ -166,7 +167,7 @@ class record(_Scope):
         if self.name is not None:
             path = resolve_name(self.name, config, for_writing=True)
         elif config.cassette is not None:
-            path = Path(config.cassette)
+            path = config.cassette
         else:
             from timetracer.script import script_name
 

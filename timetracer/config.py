@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Tuple
 
+from timetracer._s3path import SCHEME, S3Path
 from timetracer.errors import ConfigError
 
 # Each variable is one constant, so the docs and the parser cannot drift apart.
@@ -200,6 +201,8 @@ def _lower_csv(value: Any, label: str = "") -> Tuple[str, ...]:
 
 
 def _path(value: Any, label: str = "") -> Path:
+    if isinstance(value, S3Path) or str(value).strip().startswith(SCHEME):
+        return S3Path.parse(value, label)  # type: ignore[return-value]  # see timetracer._s3path
     return Path(os.path.expanduser(str(value)))
 
 
@@ -223,6 +226,8 @@ class TraceConfig:
     :param mode: ``off``, ``record`` or ``replay`` (``TIMETRACER_MODE``).
     :param cassette: one cassette file to replay, or to write in script mode (``TIMETRACER_CASSETTE``).
     :param cassette_dir: where cassettes named after requests live (``TIMETRACER_CASSETTE_DIR``).
+        ``cassette`` and ``cassette_dir`` may be ``s3://bucket/prefix`` URLs: they are then
+        :class:`~timetracer._s3path.S3Path` values (needs ``pip install timetracer[s3]``).
     :param compression: ``none``, ``gzip`` or ``zstd`` for written cassettes (``TIMETRACER_COMPRESSION``).
     :param sample_rate: fraction of requests recorded, 0.0 to 1.0 (``TIMETRACER_SAMPLE_RATE``).
     :param errors_only: record only requests ending in status >= 500 or an exception.
@@ -310,6 +315,12 @@ class TraceConfig:
                     f"{ENV_COMPRESSION}=zstd needs the zstandard package; "
                     "install it with: pip install timetracer[zstd]"
                 ) from None
+        for label, value in ((ENV_CASSETTE_DIR, self.cassette_dir), (ENV_CASSETTE, self.cassette)):
+            if isinstance(value, S3Path):
+                from timetracer.cassette._s3 import check_settings, require_boto3
+
+                require_boto3(f"{label}={value}")
+                check_settings()
 
     @property
     def redacted_headers(self) -> frozenset[str]:

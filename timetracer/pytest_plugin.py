@@ -46,9 +46,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _cassette_dir(config: pytest.Config) -> Path:
+def _cassette_dir(config: pytest.Config) -> Any:
     # Precedence: command line > ini > TIMETRACER_CASSETTE_DIR > "cassettes".
     value = config.getoption("--timetracer-cassette-dir") or config.getini("timetracer_cassette_dir")
+    text = str(value or os.environ.get("TIMETRACER_CASSETTE_DIR") or "")
+    if text.startswith("s3://"):  # a shared folder in S3 (timetracer[s3])
+        from timetracer._s3path import S3Path
+
+        return S3Path.parse(text, "timetracer cassette dir")
     # Absolute (relative ones are relative to the working directory), so timetracer.record() and
     # timetracer.replay() use the file as found here and never re-read it as a bare cassette name
     # (which they would put in TIMETRACER_CASSETTE_DIR): "." as the dir gave "x.json", a bare name.
@@ -78,8 +83,12 @@ def default_name(node: pytest.Item) -> str:
     return f"{stem}.json"
 
 
-def candidates(name: str, node: pytest.Item) -> List[Path]:
+def candidates(name: str, node: pytest.Item) -> List[Any]:
     """Where a cassette name is looked for, in order."""
+    if name.startswith("s3://"):
+        from timetracer._s3path import S3Path
+
+        return [S3Path.parse(name)]
     path = Path(name)
     if path.is_absolute():
         return [path]
@@ -132,7 +141,9 @@ def _enable_pymongo() -> None:
     enable()
 
 
-def _record_path(name: Optional[str], node: pytest.Item) -> Path:
+def _record_path(name: Optional[str], node: pytest.Item) -> Any:
+    if name and name.startswith("s3://"):
+        return candidates(name, node)[0]
     path = Path(name or default_name(node))
     return path if path.is_absolute() else _cassette_dir(node.config) / path
 

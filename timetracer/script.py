@@ -54,7 +54,7 @@ def _resolve() -> Optional[Session]:
         ensure_visible()
         if config.mode is Mode.RECORD:
             path = (
-                Path(config.cassette)
+                config.cassette
                 if config.cassette
                 else api.resolve_name(script_name(), config, for_writing=True)
             )
@@ -65,7 +65,7 @@ def _resolve() -> Optional[Session]:
             from timetracer.report import finish_replay
 
             path = (
-                Path(config.cassette)
+                config.cassette
                 if config.cassette
                 else api.resolve_name(script_name(), config, for_writing=False)
             )

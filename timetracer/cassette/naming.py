@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
+from timetracer._s3path import is_s3
 from timetracer.cassette.storage import make_folder
 from timetracer.config import DEFAULT_FILE_MODE, Compression, TraceConfig, folder_mode
 
@@ -53,7 +54,7 @@ def cassette_name(method: str, path: str) -> str:
 
 def cassette_path(config: TraceConfig, method: str, path: str) -> Path:
     """The cassette file for a request inside ``config.cassette_dir``, with the right suffix."""
-    directory = Path(config.cassette_dir)
+    directory = config.cassette_dir
     target = directory / f"{cassette_name(method, path)}{config.compression.suffix}"
     # cassette_name leaves no separator, so this holds by construction; keep the guarantee explicit.
     if target.parent != directory:
@@ -116,6 +117,10 @@ def route_recordings(directory: Path, route: str) -> Dict[Tuple[Optional[str], i
 
     Each value lists the file names found for that recording, claims included (dot-prefixed).
     """
+    if is_s3(directory):
+        from timetracer.cassette import _s3
+
+        return _s3.route_recordings(directory, route)  # type: ignore[arg-type]
     found: Dict[Tuple[Optional[str], int], List[str]] = {}
     try:
         entries = os.scandir(directory)

@@ -25,6 +25,7 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
+from timetracer._s3path import S3Path, is_s3
 from timetracer.cassette.format import validate
 from timetracer.config import (
     DEFAULT_FILE_MODE,
@@ -243,6 +244,10 @@ def write_cassette(
     the new one, never part of one; a symlink at ``path`` is replaced, not followed. Missing
     folders are created with :func:`~timetracer.config.folder_mode` of ``file_mode``.
     """
+    if is_s3(path):  # one PUT; see timetracer.cassette._s3
+        from timetracer.cassette import _s3
+
+        return _s3.write_cassette(S3Path.parse(path), document, compression)  # type: ignore[return-value]
     target = Path(path)
     data = encode(document, compression)
     make_folder(target.parent, folder_mode(file_mode))
@@ -334,6 +339,10 @@ def read_cassette(path: Union[str, Path], max_bytes: Optional[int] = None) -> Di
     the decompressed size (default: ``TIMETRACER_MAX_CASSETTE_BYTES``, else 256 MiB).
     Raises :class:`CassetteNotFoundError` or :class:`CassetteError` naming the file and the reason.
     """
+    if is_s3(path):  # cached by ETag; see timetracer.cassette._s3
+        from timetracer.cassette import _s3
+
+        return _s3.read_cassette(S3Path.parse(path), max_bytes)
     source = Path(path)
     try:
         info = source.stat()
