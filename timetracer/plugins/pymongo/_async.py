@@ -172,6 +172,7 @@ if AVAILABLE:
         @property
         def cursor_id(self) -> Any:
             return _shown_id(self, AsyncCommandCursor.cursor_id)
+
         replayed = classmethod(TracedCommandCursor.replayed.__func__)  # type: ignore[attr-defined]
         recording = classmethod(TracedCommandCursor.recording.__func__)  # type: ignore[attr-defined]
 
