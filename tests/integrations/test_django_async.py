@@ -109,6 +109,22 @@ def test_an_async_streamed_response_is_captured_and_replayed(tmp_path: Path) -> 
     assert replayed["X-Timetracer-Replay"] == "identical"
 
 
+def test_an_async_stream_has_its_cassette_on_disk_before_its_last_chunk_is_handed_on(tmp_path: Path) -> None:
+    cassette = tmp_path / "GET__stream.json"
+    seen = []
+
+    async def main() -> None:
+        response = await AsyncClient().get("/stream")
+        async for chunk in response.streaming_content:
+            seen.append((bytes(chunk), cassette.exists()))
+
+    with settings_for(tmp_path, "record"):
+        asyncio.run(main())
+    # Every chunk but the last leaves before the cassette is written; the last one only after it.
+    assert seen == [(b"a=True;", False), (b"b=True;", False), (b"c=True;", True)]
+    assert read(cassette)["response"]["body"]["data"] == "a=True;b=True;c=True;"
+
+
 def test_an_async_view_exception_is_recorded(tmp_path: Path) -> None:
     response = get(tmp_path, "record", "/boom")
     assert response.status_code == 500

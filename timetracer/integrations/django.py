@@ -184,34 +184,67 @@ class TimeTracerMiddleware(RequestLifecycle):
 
 
 class _TracedAsyncContent:
-    """An async ``streaming_content`` run with its request's session active, finished exactly once
-    (at its end, on an error, or on ``aclose()``). A class, not an async generator: one closed
-    before its first step would never run its ``finally``."""
+    """An async ``streaming_content`` run with its request's session active, one chunk behind:
+    when the content ends, the cassette is written *before* its last chunk is handed on (as
+    :class:`~timetracer._response.TracedIterable` does for sync bodies), so it is on disk before the
+    client has the whole response. Finished exactly once (at its end, on an error, or on
+    ``aclose()``). A class, not an async generator: one closed before its first step would never
+    run its ``finally``."""
 
     def __init__(self, content: AsyncIterator[bytes], trace: RequestTrace) -> None:
         self._content = content.__aiter__()
         self._trace = trace
+        self._held: List[Any] = []  # the chunk not handed on yet (at most one)
+        self._error: Optional[BaseException] = None  # raised by the content while a chunk was held
+        self._ended = False
 
     def __aiter__(self) -> _TracedAsyncContent:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def _pull(self) -> Any:
         trace = self._trace
         token = activate(trace.session)
         try:
-            chunk = await self._content.__anext__()
+            return await self._content.__anext__()
         except StopAsyncIteration:
-            trace.finish()
             raise
         except BaseException as exc:
             trace.fail(exc)
-            trace.finish()
             raise
         finally:
             deactivate(token)
-        trace.capture.feed(
-            chunk if isinstance(chunk, (bytes, bytearray, memoryview)) else str(chunk).encode()
-        )
+
+    async def __anext__(self) -> Any:
+        trace = self._trace
+        if self._error is not None:
+            error, self._error = self._error, None
+            trace.finish()
+            raise error
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            if not self._held:
+                self._held.append(await self._pull())
+            following = await self._pull()
+        except StopAsyncIteration:
+            self._ended = True
+            if not self._held:
+                trace.finish()
+                raise
+            last = self._held.pop()
+            trace.complete(_as_bytes(last))
+            return last
+        except BaseException as exc:
+            if not self._held:
+                trace.finish()
+                raise
+            self._error = exc  # hand on the chunk already made; the error comes next
+            chunk = self._held.pop()
+            trace.capture.feed(_as_bytes(chunk))
+            return chunk
+        chunk = self._held.pop()
+        self._held.append(following)
+        trace.capture.feed(_as_bytes(chunk))
         return chunk
 
     async def aclose(self) -> None:
@@ -221,6 +254,10 @@ class _TracedAsyncContent:
                 await close()
         finally:
             self._trace.finish()
+
+
+def _as_bytes(chunk: Any) -> bytes:
+    return bytes(chunk) if isinstance(chunk, (bytes, bytearray, memoryview)) else str(chunk).encode()
 
 
 async def _async_streaming(trace: RequestTrace, response: Any) -> HttpResponseBase:
