@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 from timetracer.errors import ConfigError
 
@@ -139,8 +139,11 @@ def reset() -> None:
             _handler = None
 
 
-def shown_path(path: Union[str, Path]) -> str:
-    """A path as a user would type it: relative to the working directory when inside it."""
+def shown_path(path: Any) -> str:
+    """A path as a user would type it: relative to the working directory when inside it (an
+    ``s3://`` location as its URL)."""
+    if not isinstance(path, (str, Path)) or str(path).startswith("s3://"):
+        return str(path)
     target = Path(path)
     try:
         return str(target.absolute().relative_to(Path.cwd()))
@@ -148,11 +151,18 @@ def shown_path(path: Union[str, Path]) -> str:
         return str(target)
 
 
-def log_recorded(request: Dict[str, Any], path: Union[str, Path], calls: int) -> None:
+def log_recorded(request: Dict[str, Any], path: Any, calls: int) -> None:
     """``recorded GET /users/123 → cassettes/GET__users_123.json (3 calls)`` at INFO (a script's
-    or explicit session's cassette: ``recorded 3 calls → cassettes/nightly_job.json``)."""
+    or explicit session's cassette: ``recorded 3 calls → cassettes/nightly_job.json``). Never raises."""
     if not logger.isEnabledFor(logging.INFO):
         return
+    try:
+        _log_recorded(request, path, calls)
+    except Exception:  # saying what was recorded must never break the recording
+        logger.debug("timetracer: could not report the recording %s", path, exc_info=True)
+
+
+def _log_recorded(request: Dict[str, Any], path: Any, calls: int) -> None:
     method, target = request.get("method"), request.get("path")
     plural = "" if calls == 1 else "s"
     if isinstance(method, str) and isinstance(target, str):

@@ -107,6 +107,10 @@ def _check_target(target: Path) -> None:
     """Refuse, before the script runs, a cassette path that cannot be written."""
     import os
 
+    from timetracer._s3path import is_s3
+
+    if is_s3(target):  # an S3 object: written by one PUT at the end, failures logged naming the URL
+        return
     if target.is_dir():
         raise CommandError(f"{target}: is a folder; give --cassette a file name (e.g. {target / 'run.json'})")
     parent = target.parent
