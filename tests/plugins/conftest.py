@@ -85,9 +85,14 @@ class Blackhole:
 
 @pytest.fixture
 def blackhole() -> Iterator[Blackhole]:
-    """A :class:`Blackhole` on 127.0.0.1, closed after the test."""
+    """A :class:`Blackhole` on 127.0.0.2, closed after the test.
+
+    Not 127.0.0.1, where the test servers live: a client left behind by another test (a monitor
+    retrying a server that was stopped) could reach a reused port number there and look like a
+    connection made by replay. Only the replaying client is ever pointed at 127.0.0.2.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.2", 0))
     sock.listen(64)
     try:
         yield Blackhole(sock)
