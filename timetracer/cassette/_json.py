@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Callable, List, Optional
 
 try:  # optional: timetracer[fast]
@@ -23,6 +24,7 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
 PRETTY_DEPTH = 6
 
 _COMPACT = (",", ":")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def have_orjson() -> bool:
@@ -116,7 +118,8 @@ def loads(text: bytes) -> Any:
     """Parse UTF-8 JSON (a leading byte order mark is allowed)."""
     if text[:3] == b"\xef\xbb\xbf":
         text = text[3:]
-    if _orjson is not None:
+    # orjson reads integers beyond 64 bits as floats: any run of 19+ digits goes to the stdlib.
+    if _orjson is not None and _LONG_DIGITS.search(text) is None:
         try:
             return _orjson.loads(text)
         except ValueError:  # NaN literals, big ints, lone surrogate escapes, deep nesting: stdlib
