@@ -50,3 +50,12 @@ def test_plain_layout_indents_the_outline_and_keeps_each_document_on_one_line() 
 
 def test_loads_accepts_a_byte_order_mark() -> None:
     assert _json.loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+
+
+@pytest.mark.parametrize("value", CASES)
+def test_stdlib_fallback_writes_the_same_json(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _json.dumps(value)
+    monkeypatch.setattr(_json, "_orjson", None)
+    slow = _json.dumps(value)
+    assert _same(json.loads(slow), json.loads(fast))
+    assert _same(_json.loads(slow), json.loads(json.dumps(value)))
