@@ -28,7 +28,7 @@ from benchmarks import _workload as work
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.md"
 # In run order. raw PyMongo runs first and again last; both runs' rounds count (drift shows).
-GROUPS = ("raw", "timetracer", "mongomock", "wsgi", "cassettes", "raw")
+GROUPS = ("raw", "timetracer", "mongomock", "wsgi", "cassettes", "documents", "raw")
 
 
 def _mongo_server() -> ModuleType:

@@ -20,6 +20,7 @@ TASKS = {
     "timetracer": ("benchmarks._calls", "timetracer_calls"),
     "wsgi": ("benchmarks._wsgi", "wsgi"),
     "cassettes": ("benchmarks._cassettes", "cassettes"),
+    "documents": ("benchmarks._documents", "documents"),
 }
 
 

@@ -13,7 +13,6 @@ gzip and zstd are inflated in chunks against the cap, so a compression bomb cost
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from timetracer._s3path import S3Path, is_s3
+from timetracer.cassette import _json
 from timetracer.cassette.format import validate
 from timetracer.config import (
     DEFAULT_FILE_MODE,
@@ -99,19 +99,12 @@ def cassette_files(folder: Union[str, Path]) -> List[Path]:
     return sorted(found)
 
 
-def _utf8_json(document: Dict[str, Any], **layout: Any) -> bytes:
-    """JSON as UTF-8; text with a lone surrogate (not encodable) is written as ``\\uXXXX`` escapes."""
-    try:
-        return json.dumps(document, ensure_ascii=False, **layout).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(document, ensure_ascii=True, **layout).encode("ascii")
-
-
 def encode(document: Dict[str, Any], compression: Compression) -> bytes:
-    """Serialise a cassette document: indented JSON when plain, compact when compressed."""
+    """Serialise a cassette document: indented JSON when plain (each stored document on one line),
+    compact when compressed."""
     if compression is Compression.NONE:
-        return _utf8_json(document, indent=2) + b"\n"
-    raw = _utf8_json(document, separators=(",", ":"))
+        return _json.dumps(document, indent=2) + b"\n"
+    raw = _json.dumps(document, indent=None)
     if compression is Compression.GZIP:
         # zlib directly (not the gzip module): a fixed header with mtime 0, no import at write time.
         packer = zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -203,7 +196,7 @@ def decode(data: bytes, path: Union[str, Path], max_bytes: Optional[int] = None)
         raise CassetteError(f"cassette {path}: the file is empty")
     try:
         # utf-8-sig: a cassette saved by an editor that adds a byte order mark still loads.
-        return json.loads(text.decode("utf-8-sig"))
+        return _json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CassetteError(f"cassette {path}: not valid JSON ({exc})") from exc
     except RecursionError:

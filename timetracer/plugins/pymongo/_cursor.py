@@ -29,7 +29,7 @@ from timetracer.plugins.pymongo._values import (
     decode_cached,
     from_ejson,
     reply_codec,
-    stored_document,
+    stored_documents,
     to_ejson,
 )
 
@@ -131,7 +131,7 @@ class _State:
         lost = next((doc.error for doc in self.docs if isinstance(doc, _Lost)), None)
         try:
             if lost is None:
-                result["body"]["data"] = [stored_document(doc) for doc in self.docs]
+                result["body"]["data"] = stored_documents(self.docs)
         except Exception as exc:  # never break the app's request over a value we cannot store
             capture_failed("the documents of a cursor", exc)
             lost = exc

@@ -1,0 +1,121 @@
+"""Issue #13's workload: ``find`` returning 100 documents of ~1 KB, recorded and replayed end to end.
+
+All modes run in one process, interleaved round by round, one call per session:
+
+- ``raw``: ``disable_pymongo()``, PyMongo's own methods;
+- ``record`` / ``record_gzip`` / ``record_zstd``: a recording session, the call, and the cassette
+  built, encoded and written (``write_cassette``: temp file, fsync, rename): everything recording
+  costs the process;
+- ``replay_first``: the first use of that cassette file: read and parse (parse cache cleared),
+  schema check, session, the call answered (documents converted for the live codec options);
+- ``replay_again``: a new session over the same loaded cassette (many tests sharing one cassette);
+- ``mongomock``: the same call on mongomock.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+from benchmarks import _workload as work
+from benchmarks._calls import _client, _rows, stopped_database_client
+from benchmarks._timing import interleave, paired_difference, timed
+
+DOCS = work.BIG_COUNT // work.BUCKETS  # 100 per call
+
+
+def documents(config: Dict[str, Any]) -> Dict[str, Any]:
+    import mongomock
+
+    from timetracer import context
+    from timetracer.cassette import storage
+    from timetracer.config import Compression, Mode, TraceConfig
+    from timetracer.plugins import disable_pymongo, enable_pymongo
+    from timetracer.session import Session
+
+    config_ = TraceConfig.from_env(environ={})
+    live = _client(config["uri"])
+    dead = stopped_database_client()
+    live_big = live[work.DATABASE][work.BIG]
+    dead_big = dead[work.DATABASE][work.BIG]
+    mock_db = mongomock.MongoClient()[work.DATABASE]
+    mock_db[work.BIG].insert_many(work.big_docs())
+    mock_big = mock_db[work.BIG]
+    folder = Path(tempfile.mkdtemp(prefix="timetracer-bench-docs-"))
+    paths = {c: folder / f"find{c.suffix}" for c in Compression}
+    shared: Dict[str, Any] = {}
+
+    def query(collection: Any) -> None:
+        docs = list(collection.find({"bucket": 3}))
+        assert len(docs) == DOCS
+
+    def raw() -> tuple[float, float]:
+        disable_pymongo()
+        return timed(lambda: query(live_big))
+
+    def mock() -> tuple[float, float]:
+        return timed(lambda: query(mock_big))
+
+    def recorder(compression: Compression) -> Any:
+        def run() -> None:
+            session = Session(config_, Mode.RECORD)
+            token = context.activate(session)
+            try:
+                query(live_big)
+            finally:
+                context.deactivate(token)
+            storage.write_cassette(paths[compression], session.to_cassette(), compression)
+
+        def one_round() -> tuple[float, float]:
+            enable_pymongo()
+            return timed(run)
+
+        return one_round
+
+    def replay(document: Any) -> None:
+        session = Session(config_, Mode.REPLAY, cassette=document)
+        token = context.activate(session)
+        try:
+            query(dead_big)
+        finally:
+            context.deactivate(token)
+        replayer = session.replayer
+        if replayer is None or replayer.matched_exact != 1 or replayer.mismatches:
+            raise RuntimeError("replay did not match the recorded call exactly")
+
+    def replay_first() -> tuple[float, float]:
+        enable_pymongo()
+        with storage._cache_lock:
+            storage._cache.clear()
+
+        def run() -> None:
+            shared["doc"] = storage.read_cassette(paths[Compression.NONE])
+            replay(shared["doc"])
+
+        return timed(run)
+
+    def replay_again() -> tuple[float, float]:
+        enable_pymongo()
+        return timed(lambda: replay(shared["doc"]))
+
+    rounds = max(5, int(config["rounds"] * 2))
+    series = interleave(
+        rounds,
+        {
+            "raw": (raw, 1),
+            "record": (recorder(Compression.NONE), 1),
+            "record_gzip": (recorder(Compression.GZIP), 1),
+            "record_zstd": (recorder(Compression.ZSTD), 1),
+            "replay_first": (replay_first, 1),
+            "replay_again": (replay_again, 1),
+            "mongomock": (mock, 1),
+        },
+    )
+    rows = _rows(series)
+    for mode in ("record", "record_gzip", "record_zstd"):
+        rows[mode]["paired_added_us"] = paired_difference(series[mode], series["raw"])
+    sizes = {c.value: paths[c].stat().st_size for c in Compression}
+    live.close()
+    dead.close()
+    return {"docs": DOCS, "modes": rows, "sizes": sizes}

@@ -1,0 +1,61 @@
+"""The cassette JSON writer/reader (orjson when installed) means exactly what ``json`` means."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from timetracer.cassette import _json
+
+CASES = [
+    {"a": 1, "b": [1.5, -0.0, 1e16, None, True], "c": {"z": 1, "a": 2}},
+    {"big": 2**70, "neg": -(2**65)},
+    {"text": "caf\u00e9 \u2603 \U0001f600", "lone": "x\ud800y"},
+    {"nan": [float("nan"), float("inf"), -float("inf"), None]},
+    {"events": [{"result": {"body": {"data": [{"_id": 1, "k": {"$date": "2024-01-01T00:00:00Z"}}]}}}]},
+    {1: "int key", "s": "str key"},
+    [],
+    {},
+]
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("indent", [2, None])
+@pytest.mark.parametrize("value", CASES)
+def test_round_trip_matches_stdlib(value: object, indent: object) -> None:
+    text = _json.dumps(value, indent=indent)  # type: ignore[arg-type]
+    expected = json.loads(json.dumps(value))
+    assert _same(json.loads(text), expected)
+    assert _same(_json.loads(text), expected)
+
+
+def test_plain_layout_indents_the_outline_and_keeps_each_document_on_one_line() -> None:
+    doc = {"events": [{"result": {"body": {"data": [{"_id": 1, "x": {"y": [1, 2]}}, {"_id": 2}]}}}]}
+    lines = _json.dumps(doc).decode().splitlines()
+    assert lines[0] == "{" and lines[1] == '  "events": ['
+    assert '            {"_id":1,"x":{"y":[1,2]}},' in lines
+    assert '            {"_id":2}' in lines
+
+
+def test_loads_accepts_a_byte_order_mark() -> None:
+    assert _json.loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+
+
+@pytest.mark.parametrize("value", CASES)
+def test_stdlib_fallback_writes_the_same_json(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _json.dumps(value)
+    monkeypatch.setattr(_json, "_orjson", None)
+    slow = _json.dumps(value)
+    assert _same(json.loads(slow), json.loads(fast))
+    assert _same(_json.loads(slow), json.loads(json.dumps(value)))
