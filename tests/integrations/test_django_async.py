@@ -12,6 +12,8 @@ from typing import Any, Dict, Iterator
 import pytest
 
 django = pytest.importorskip("django")
+if django.VERSION < (4, 2):  # async streaming responses and the async middleware hooks used here
+    pytest.skip("the Django middleware's async support needs Django 4.2+", allow_module_level=True)
 
 from django.conf import settings  # noqa: E402
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator, Callable, Iterator, List, Mapping, Optional, Tuple
 
+import django
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
@@ -87,7 +88,9 @@ class TimeTracerMiddleware(RequestLifecycle):
     """
 
     sync_capable = True
-    async_capable = True
+    # Async requests (ASGI, async views, async streaming) from Django 4.2; before, Django runs this
+    # middleware as a sync one in both worlds.
+    async_capable = django.VERSION >= (4, 2)
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         config = config_from_settings()
