@@ -220,3 +220,18 @@ def test_missing_buckets_and_objects_are_one_line_naming_the_url(shop_bucket: Bu
     empty = f"s3://{shop_bucket.bucket}/nothing-here"
     assert_one_line_error(cli("validate", empty, env=env), empty, "no cassette objects")
     assert_one_line_error(cli("ls", "s3://", env=env), "s3://bucket/prefix")
+
+
+def test_verify_replays_every_object_of_a_prefix_against_the_app(
+    shop_bucket: Bucket, dead_mongo_uri: str
+) -> None:
+    env = {**shop_bucket.env, "MONGODB_URI": dead_mongo_uri}  # no database: replay answers every call
+    run = cli("verify", "--app", "app:app", shop_bucket.url, cwd=APP_DIR, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:-1]] == [
+        shop_bucket.object_url(n) for n in _names(shop_bucket)
+    ]
+    assert all(line.startswith("identical ") for line in lines[:-1]), run.stdout
+    count = len(shop_bucket.keys)
+    assert lines[-1] == f"{count} cassettes: {count} identical, 0 different, 0 mismatch, 0 skipped"
