@@ -312,3 +312,131 @@ def test_an_error_while_reading_ahead_reaches_the_app_when_it_asks_for_that_mess
     assert seen[0] is first
     assert isinstance(seen[1], ConnectionResetError) and str(seen[1]) == "client went away"
     assert calls == 2  # the failed read is not retried
+
+
+# -- a real uvicorn process -------------------------------------------------------------------
+
+UVICORN_APP = """
+import hashlib, os
+import pymongo
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from timetracer.asgi import TimeTracerMiddleware
+from timetracer.plugins import enable_pymongo
+
+enable_pymongo()
+db = pymongo.MongoClient(os.environ["APP_MONGO_URI"], serverSelectionTimeoutMS=300)[os.environ["APP_DB"]]
+
+
+async def update_item(request):
+    data = await request.json()
+    result = db.items.update_one({"name": request.path_params["name"]}, {"$set": {"price": data["price"]}})
+    item = db.items.find_one({"name": request.path_params["name"]}, {"_id": 0})
+    return JSONResponse({"modified": result.modified_count, "item": item})
+
+
+async def upload(request):
+    sizes = [len(chunk) async for chunk in request.stream()]
+    db.uploads.insert_one({"sizes": sizes})
+    return JSONResponse({"sizes": sizes, "uploads": db.uploads.count_documents({})})
+
+
+app = TimeTracerMiddleware(
+    Starlette(routes=[Route("/items/{name}", update_item, methods=["PUT"]), Route("/upload", upload, methods=["POST"])])
+)
+"""
+
+
+def _serve(tmp_path: Path, mode: str, mongo_uri: str, db_name: str, **settings: str) -> Any:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETRACER_")}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        TIMETRACER_MODE=mode,
+        TIMETRACER_CASSETTE_DIR=str(tmp_path / "c"),
+        APP_MONGO_URI=mongo_uri,
+        APP_DB=db_name,
+        **settings,
+    )
+    command = [sys.executable, "-m", "uvicorn", "body_app:app", "--port", str(port), "--log-level", "warning"]
+    log = tmp_path / f"{mode}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+
+
+def _send(port: int, method: str, path: str, body: Any) -> Tuple[int, bytes, Dict[str, str]]:
+    """One request over a real socket; ``body``: JSON, or a list of byte chunks sent chunked."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        if isinstance(body, list):
+            connection.request(
+                method,
+                path,
+                body=iter(body),
+                encode_chunked=True,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        else:
+            connection.request(
+                method, path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+            )
+        reply = connection.getresponse()
+        return reply.status, reply.read(), {k.lower(): v for k, v in reply.getheaders()}
+    finally:
+        connection.close()
+
+
+def test_under_uvicorn_bodies_are_identity_and_chunked_uploads_replay(
+    apps: Apps, tmp_path: Path, mongo_uri: str, dead_mongo_uri: str
+) -> None:
+    pytest.importorskip("uvicorn")
+    (tmp_path / "body_app.py").write_text(UVICORN_APP, encoding="utf-8")
+    chunks = [b"a" * 5000, b"b" * 3000, b"c" * 7000]
+    script: List[Tuple[str, str, Any]] = [
+        ("PUT", "/items/a", {"price": 10}),
+        ("PUT", "/items/a", {"price": 20}),
+        ("POST", "/upload", chunks),
+    ]
+    process, port = _serve(tmp_path, "record", mongo_uri, apps.db_name, TIMETRACER_MAX_BODY_BYTES="4096")
+    try:
+        recorded = [_send(port, *step) for step in script]
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert [r[0] for r in recorded] == [200, 200, 200]
+    assert recorded[0][1] != recorded[1][1]
+    assert sum(json.loads(recorded[2][1])["sizes"]) == 15000  # the app read the whole upload
+    found = names(tmp_path / "c")
+    assert len(found) == 3, found
+    (upload,) = [n for n in found if n.startswith("POST__upload")]
+    stored = read_cassette(tmp_path / "c" / upload)["request"]
+    assert stored["body"] == "a" * 4096 and stored["body_truncated"] is True  # cut in the cassette only
+
+    process, port = _serve(tmp_path, "replay", dead_mongo_uri, apps.db_name, TIMETRACER_MAX_BODY_BYTES="4096")
+    try:
+        for step, (status, body, _) in zip(script, recorded):
+            replayed = _send(port, *step)
+            assert replayed[:2] == (status, body), step
+            assert replayed[2]["x-timetracer-replay"] == "identical", step
+    finally:
+        process.terminate()
+        process.wait(10)
