@@ -220,6 +220,8 @@ def test_missing_buckets_and_objects_are_one_line_naming_the_url(shop_bucket: Bu
     empty = f"s3://{shop_bucket.bucket}/nothing-here"
     assert_one_line_error(cli("validate", empty, env=env), empty, "no cassette objects")
     assert_one_line_error(cli("ls", "s3://", env=env), "s3://bucket/prefix")
+    one = shop_bucket.object_url(_names(shop_bucket)[0])
+    assert_one_line_error(cli("ls", one, env=env), one, "timetracer show")
 
 
 def test_verify_replays_every_object_of_a_prefix_against_the_app(

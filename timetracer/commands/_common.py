@@ -161,6 +161,7 @@ def load(path: Location) -> Loaded:
     """Read, decompress, parse and check a cassette; :class:`CommandError` naming the file if not."""
     from timetracer.cassette.format import validate
     from timetracer.cassette.storage import decode
+
     data = read_bytes(path)
     try:
         document = validate(decode(data, path), path)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List
 
 from timetracer._s3path import S3Path
 from timetracer.commands._common import (
+    CASSETTE_SUFFIXES,
     EXIT_BAD_INPUT,
     EXIT_OK,
     CommandError,
@@ -95,7 +96,10 @@ def _table(rows: List[Dict[str, Any]]) -> str:
 
 def _cassettes(base: Location, given: bool) -> List[Location]:
     if isinstance(base, S3Path):
-        return [info.url for info in s3_cassettes(base)]
+        found: List[Location] = [info.url for info in s3_cassettes(base)]
+        if not found and base.name.endswith(CASSETTE_SUFFIXES):
+            raise CommandError(f"{base}: names one cassette, not a prefix (use 'timetracer show {base}')")
+        return found
     if not base.exists():
         hint = "" if given else " (the default; give DIR or set TIMETRACER_CASSETTE_DIR)"
         raise CommandError(f"{base}: no such folder{hint}")
