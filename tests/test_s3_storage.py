@@ -201,7 +201,7 @@ def test_cli_and_script_mode_record_into_s3_and_replay_from_it(
     url = f"s3://{bucket}/jobs/report.json.gz"
     recorded = run_python(["-m", "timetracer", "record", "--cassette", url, "job.py"], tmp_path, env)
     assert recorded.returncode == 0, recorded.stderr
-    assert f"timetracer: cassette written to {url}" in recorded.stderr
+    assert f"timetracer: recorded 1 call → {url}" in recorded.stderr  # the whole URL, as written
     script = run_python(
         ["job.py"],
         tmp_path,

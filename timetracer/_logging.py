@@ -140,7 +140,12 @@ def reset() -> None:
 
 
 def shown_path(path: Union[str, Path]) -> str:
-    """A path as a user would type it: relative to the working directory when inside it."""
+    """A path as a user would type it: relative to the working directory when inside it (an
+    ``s3://`` location whole)."""
+    from timetracer._s3path import is_s3
+
+    if is_s3(path):
+        return str(path)
     target = Path(path)
     try:
         return str(target.absolute().relative_to(Path.cwd()))
