@@ -142,9 +142,7 @@ def reset() -> None:
 def shown_path(path: Union[str, Path]) -> str:
     """A path as a user would type it: relative to the working directory when inside it (an
     ``s3://`` location whole)."""
-    from timetracer._s3path import is_s3
-
-    if is_s3(path):
+    if str(path).startswith("s3://"):  # an S3Path or URL; no import here (this runs at exit too)
         return str(path)
     target = Path(path)
     try:
