@@ -234,20 +234,22 @@ class RequestLifecycle:
         query: str,
         meta: Mapping[str, Any],
         read_body: Optional[BodyReader] = None,
+        *,
+        decided: bool = False,
     ) -> Optional[RequestTrace]:
         """Start tracing a request, or return ``None`` to let it pass untouched.
 
         ``read_body(limit)`` is called once the request is traced: it reads the body ahead of the
         application (which then reads the same bytes from a buffered stream) and returns it.
+        ``decided``: the caller already asked :meth:`_should_trace` (and got True), so the
+        excluded-path and sampling decision is not made again.
 
         Raises :class:`TimeTracerError` (logged) when a replay cannot start: the adapter answers
         with a 500 built by :func:`replay_failure_text`.
         """
-        if path.startswith(self._exclude):
+        if not decided and not self._should_trace(path):
             return None
         if self._recording:
-            if not random.random() < self._sample_rate:
-                return None
             try:
                 request = self._request(method, path, query, meta, read_body)
                 target, claim = self.config.cassette, None
@@ -267,6 +269,13 @@ class RequestLifecycle:
         except TimeTracerError as exc:
             logger.error("timetracer: cannot replay %s %s: %s", method, path, exc)
             raise
+
+    def _should_trace(self, path: str) -> bool:
+        """Whether a request to ``path`` is traced: not an excluded path and, when recording,
+        picked by ``TIMETRACER_SAMPLE_RATE`` (one random draw per call)."""
+        if path.startswith(self._exclude):
+            return False
+        return not self._recording or random.random() < self._sample_rate
 
     def _request(
         self,

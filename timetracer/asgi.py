@@ -1,7 +1,8 @@
 """ASGI middleware: record each HTTP request's MongoDB calls into a cassette, or replay them from one.
 
 The twin of :mod:`timetracer.wsgi` on the same request lifecycle (config read once, sampling,
-errors-only, excluded paths, body cap, header redaction, cassette naming): wrap any ASGI
+errors-only, excluded paths, request body capture with its cap, redaction, cassette naming and
+replay lookup by method, path, query and body): wrap any ASGI
 application, or ``app.add_middleware(TimeTracerMiddleware)`` in Starlette or FastAPI. ``http``
 requests run with the request's session active (tasks the app starts see it too); ``lifespan``
 and ``websocket`` scopes pass through untouched. The session is put into the scope as
@@ -14,6 +15,7 @@ import http
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Tuple
 
+from timetracer._asgi_body import read_ahead
 from timetracer._lifecycle import (
     REPLAY_HEADER,
     SESSION_KEY,
@@ -116,9 +118,15 @@ class TimeTracerMiddleware(RequestLifecycle):
             return
         method = scope.get("method") or "GET"
         path = scope.get("path") or "/"
+        if not self._should_trace(path):
+            await self.app(scope, receive, send)
+            return
         meta = scope_meta(scope)
+        # The body is part of the request's identity and stored for `timetracer verify`: read it
+        # ahead (up to the cap); the app then receives the very same messages.
+        body, receive = await read_ahead(receive, meta, self.config.max_body_bytes)
         try:
-            trace = self._begin(method, path, meta["QUERY_STRING"], meta)
+            trace = self._begin(method, path, meta["QUERY_STRING"], meta, lambda _limit: body, decided=True)
         except TimeTracerError as exc:
             await _failure_response(exc, send)
             return

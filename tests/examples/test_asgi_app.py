@@ -3,9 +3,12 @@ Record every route against the test server, stop the database, replay: byte-iden
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict
+
+from timetracer._request import fingerprint
 
 from ._support import (
     EXAMPLES,
@@ -27,13 +30,23 @@ REQUESTS = [
     ("GET", "/stats", None),
     ("POST", "/orders", {"order_id": "A-1", "user_id": "456"}),
 ]
+
+
+def _named(body: Dict[str, Any]) -> str:
+    """The digest a request with this JSON body has in its name, as for WSGI (README: "How
+    requests are named and matched")."""
+    return fingerprint({"query": "", "headers": {"content-type": "application/json"}, "body": json.dumps(body)})
+
+
+POST_PRODUCTS = f"POST__products~{_named(REQUESTS[3][2])}.json"
+POST_ORDERS = f"POST__orders~{_named(REQUESTS[5][2])}.json"
 CASSETTES = [
     "GET__users_123.json",
     "GET__users_999.json",
     "GET__products.json",
-    "POST__products.json",
+    POST_PRODUCTS,
     "GET__stats.json",
-    "POST__orders.json",
+    POST_ORDERS,
 ]
 
 
@@ -66,7 +79,7 @@ def test_record_then_replay_with_the_database_stopped(
     assert sorted(p.name for p in cassettes.iterdir()) == sorted(CASSETTES)
     assert methods(read_json(cassettes / "GET__products.json")) == ["FIND"]
     assert sorted(methods(read_json(cassettes / "GET__stats.json"))) == ["AGGREGATE", "COUNT_DOCUMENTS"]
-    assert methods(read_json(cassettes / "POST__orders.json")) == ["INSERT_ONE"]
+    assert methods(read_json(cassettes / POST_ORDERS)) == ["INSERT_ONE"]
 
     server.stop()
 

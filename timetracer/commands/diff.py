@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from timetracer.commands._common import EXIT_NEGATIVE, EXIT_OK, display_path, events, load
+from timetracer.commands._common import EXIT_NEGATIVE, EXIT_OK, display_path, events, load, location
 
 HELP = "compare two cassettes field by field (exit 0 when equivalent, 1 when not)"
 
@@ -27,8 +26,8 @@ _MISSING = object()
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("diff", help=HELP, description=HELP + ". " + __doc__.split("\n\n")[1])
-    parser.add_argument("a", metavar="A", help="the first cassette")
-    parser.add_argument("b", metavar="B", help="the second cassette")
+    parser.add_argument("a", metavar="A", help="the first cassette (a file or an s3:// URL)")
+    parser.add_argument("b", metavar="B", help="the second cassette (a file or an s3:// URL)")
     parser.set_defaults(run=run)
 
 
@@ -157,7 +156,7 @@ def _call_differences(index: int, a: Optional[Dict[str, Any]], b: Optional[Dict[
 
 
 def run(options: argparse.Namespace) -> int:
-    a, b = load(Path(options.a)), load(Path(options.b))
+    a, b = load(location(options.a)), load(location(options.b))
     lines = differences(a.document, b.document)
     names = f"{display_path(a.path)} and {display_path(b.path)}"
     if not lines:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any, List
 
 from timetracer.commands import _summary
 from timetracer.commands._common import (
     EXIT_OK,
+    Location,
     describe_request,
     display_path,
     events,
     human_size,
     load,
+    location,
     ms,
 )
 
@@ -23,12 +24,12 @@ HELP = "print a cassette's request, response status and calls (eid, method, name
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("show", help=HELP, description=HELP + ".")
-    parser.add_argument("cassette", metavar="CASSETTE", help="the cassette file (.json, .json.gz, .json.zst)")
+    parser.add_argument("cassette", metavar="CASSETTE", help="the cassette file (.json, .json.gz, .json.zst) or its s3:// URL")
     parser.add_argument("--json", action="store_true", help="print the parsed cassette as JSON")
     parser.set_defaults(run=run)
 
 
-def render(path: Path, size: int, document: dict) -> str:
+def render(path: Location, size: int, document: dict) -> str:
     session = document.get("session") if isinstance(document.get("session"), dict) else {}
     response = document.get("response") if isinstance(document.get("response"), dict) else None
     lines: List[str] = [
@@ -79,7 +80,7 @@ def render(path: Path, size: int, document: dict) -> str:
 
 
 def run(options: argparse.Namespace) -> int:
-    loaded = load(Path(options.cassette))
+    loaded = load(location(options.cassette))
     if options.json:
         print(json.dumps(loaded.document, indent=2, ensure_ascii=False))
     else:

@@ -16,14 +16,17 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List
 
+from timetracer._s3path import S3Path
 from timetracer.commands import _summary
 from timetracer.commands._common import (
     EXIT_OK,
     CommandError,
+    Location,
     describe_request,
     display_path,
     events,
     load,
+    location,
     ms,
 )
 
@@ -40,17 +43,20 @@ def add_parser(commands: Any) -> None:
         "-o",
         "--output",
         metavar="OUT.html",
-        help="where to write the page (default: beside the cassette, .html)",
+        help="where to write the page (default: beside the cassette, .html; for an s3:// cassette, the current folder)",
     )
     parser.set_defaults(run=run)
 
 
-def default_output(cassette: Path) -> Path:
+def default_output(cassette: Location) -> Path:
+    """Beside a local cassette; for an ``s3://`` object, in the current folder (named from it)."""
     name = cassette.name
     for suffix in (".json.gz", ".json.zst", ".json"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
+    if isinstance(cassette, S3Path):
+        return Path(name + ".html")
     return cassette.with_name(name + ".html")
 
 
@@ -88,7 +94,7 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def render(path: Path, document: Dict[str, Any]) -> str:
+def render(path: Location, document: Dict[str, Any]) -> str:
     """The HTML page of one cassette."""
     calls = events(document)
     session = document.get("session") if isinstance(document.get("session"), dict) else {}
@@ -173,7 +179,7 @@ def render(path: Path, document: Dict[str, Any]) -> str:
 
 
 def run(options: argparse.Namespace) -> int:
-    source = Path(options.cassette)
+    source = location(options.cassette)
     loaded = load(source)
     target = Path(options.output) if options.output else default_output(source)
     if target.is_dir():

@@ -13,12 +13,12 @@ import argparse
 import gzip
 import json
 import sys
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from timetracer.commands._common import (
     EXIT_NEGATIVE,
     EXIT_OK,
+    Location,
     display_path,
     expand,
     read_bytes,
@@ -38,12 +38,12 @@ def add_parser(commands: Any) -> None:
         "paths",
         nargs="*",
         metavar="CASSETTE",
-        help="cassette files or folders (default: $TIMETRACER_CASSETTE_DIR, else ./cassettes)",
+        help="cassette files or folders, or s3:// URLs (default: $TIMETRACER_CASSETTE_DIR, else ./cassettes)",
     )
     parser.set_defaults(run=run)
 
 
-def _compression_problem(path: Path, data: bytes) -> Optional[str]:
+def _compression_problem(path: Location, data: bytes) -> Optional[str]:
     name = path.name
     if data.startswith(_GZIP_MAGIC):
         actual = "gzip"
@@ -126,7 +126,7 @@ def _event_problems(document: Dict[str, Any]) -> List[str]:
     return problems
 
 
-def check(path: Path) -> List[str]:
+def check(path: Location) -> List[str]:
     """Everything wrong with one cassette file (empty when it is valid); the first failing stage."""
     from timetracer.cassette.format import validate
     from timetracer.errors import CassetteError

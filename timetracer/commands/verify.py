@@ -50,7 +50,7 @@ def add_parser(commands: Any) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="cassette files or folders (default: $TIMETRACER_CASSETTE_DIR, else ./cassettes)",
+        help="cassette files or folders, or s3:// URLs (default: $TIMETRACER_CASSETTE_DIR, else ./cassettes)",
     )
     parser.set_defaults(run=run)
 
