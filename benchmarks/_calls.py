@@ -134,7 +134,7 @@ class Modes:
                 self.live()
             finally:
                 context.deactivate(token)
-            built["doc"] = session.to_cassette()
+            built["doc"] = session.to_cassette(for_writing=True)
 
         cost = timed(run)
         self.cassette = self._encode(built["doc"])

@@ -65,7 +65,7 @@ def documents(config: Dict[str, Any]) -> Dict[str, Any]:
                 query(live_big)
             finally:
                 context.deactivate(token)
-            storage.write_cassette(paths[compression], session.to_cassette(), compression)
+            storage.write_cassette(paths[compression], session.to_cassette(for_writing=True), compression)
 
         def one_round() -> tuple[float, float]:
             enable_pymongo()

@@ -334,7 +334,7 @@ class RequestLifecycle:
     def _write(self, session: Session) -> None:
         target = session.cassette_path
         try:
-            document = session.to_cassette()
+            document = session.to_cassette(for_writing=True)
             config = self.config
             if is_s3(target):  # encoded now, uploaded in the background: the response never waits
                 from timetracer.cassette._s3 import upload_later

@@ -77,7 +77,7 @@ def save(session: Session) -> Optional[Path]:
         return None
     try:
         config = session.config
-        document = session.to_cassette()
+        document = session.to_cassette(for_writing=True)
         written = write_cassette(path, document, _compression_for(path, config), file_mode=config.file_mode)
     except Exception as exc:
         logger.error("timetracer: could not write cassette %s: %s", path, exc)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from timetracer import __version__, context
+from timetracer.cassette._json import materialize
 from timetracer.cassette.format import SCHEMA_VERSION
 from timetracer.config import Mode, TraceConfig
 from timetracer.hashing import body_hash
@@ -41,7 +42,7 @@ class Session:
         session = Session(TraceConfig.from_env(), Mode.RECORD, cassette_path=Path("x.json"))
         with timetracer.context.active(session):
             run_job()
-        write_cassette(session.cassette_path, session.to_cassette(), config.compression)
+        write_cassette(session.cassette_path, session.to_cassette(for_writing=True), config.compression)
     """
 
     def __init__(
@@ -152,8 +153,12 @@ class Session:
                 except Exception:
                     logger.exception("timetracer: a session finalizer failed; its event may be incomplete")
 
-    def to_cassette(self) -> Dict[str, Any]:
-        """Build the cassette document for this session (record mode)."""
+    def to_cassette(self, *, for_writing: bool = False) -> Dict[str, Any]:
+        """Build the cassette document for this session (record mode).
+
+        Recorded documents may be held as JSON written already (``orjson.Fragment``); the cassette
+        writers take them as they are (``for_writing``), anyone else gets plain values.
+        """
         self._run_finalizers()
         session_info: Dict[str, Any] = {
             "id": self.id,
@@ -176,6 +181,8 @@ class Session:
         document["events"] = events = [event for event in self.events if "result" in event]
         for event in events:
             _fill_body_hash(event)
+            if not for_writing:
+                _materialize(event)
         for check in list(_cassette_checks):
             try:
                 check(self.cassette_path, events)
@@ -194,6 +201,14 @@ def add_cassette_check(check: Callable[[Optional[Path], List[Event]], None]) -> 
     """Run ``check(cassette_path, events)`` whenever a recorded cassette is built. Idempotent."""
     if check not in _cassette_checks:
         _cassette_checks.append(check)
+
+
+def _materialize(event: Event) -> None:
+    """Replace the JSON fragments among an event's recorded documents by their values."""
+    body = (event.get("result") or {}).get("body")
+    data = body.get("data") if isinstance(body, dict) else None
+    if type(data) is list:
+        body["data"] = [materialize(item) for item in data]
 
 
 def _fill_body_hash(event: Event) -> None:

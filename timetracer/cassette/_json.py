@@ -44,11 +44,25 @@ def _has_nonfinite(value: Any) -> bool:
     return False
 
 
+def _fragment_value(value: Any) -> Any:
+    # json.dumps meets an orjson.Fragment (a document recorded as JSON already): its value.
+    if _orjson is not None and type(value) is _orjson.Fragment:
+        return _orjson.loads(_orjson.dumps(value))
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _stdlib_compact(value: Any) -> bytes:
     try:
-        return json.dumps(value, ensure_ascii=False, separators=_COMPACT).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, separators=_COMPACT, default=_fragment_value).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: written as a \\uXXXX escape
-        return json.dumps(value, ensure_ascii=True, separators=_COMPACT).encode("ascii")
+        return json.dumps(value, ensure_ascii=True, separators=_COMPACT, default=_fragment_value).encode("ascii")
+
+
+def materialize(value: Any) -> Any:
+    """``value`` with an ``orjson.Fragment`` (JSON written already) replaced by what it holds."""
+    if _orjson is not None and type(value) is _orjson.Fragment:
+        return _orjson.loads(_orjson.dumps(value))
+    return value
 
 
 def compact(value: Any) -> bytes:

@@ -25,7 +25,7 @@ from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
-    capture_document,
+    capture_batch,
     decode_cached,
     from_ejson,
     reply_codec,
@@ -85,6 +85,7 @@ class _State:
         "event",
         "exhausted",
         "failed",
+        "pending",
         "raised_past_end",
         "served",
         "server_done",
@@ -95,7 +96,9 @@ class _State:
     def __init__(self, session: Session, event: Dict[str, Any]) -> None:
         self.session = session
         self.event = event
-        self.docs: List[Any] = []  # what capture_document returned, per document read
+        self.docs: List[Any] = []  # what capture_batch returned, per document the server sent
+        # The cursor's queue of the last captured batch: what is still in it was never read.
+        self.pending: Any = None
         self.server_done = False
         self.exhausted = False
         self.failed: Optional[Dict[str, Any]] = None
@@ -125,13 +128,33 @@ class _State:
             return
         self.batches.append(batch)
 
+    def capture(self, batch: Any, codec: Any) -> None:
+        """Snapshot the batch the server just sent (``batch``: the cursor's queue), whole and
+        before the app can read (and change) any of it. Nothing is done per document read: when
+        the cassette is built, what is left in the queue tells how many the app read."""
+        self.pending = batch
+        if not batch:
+            return
+        try:
+            self.docs.extend(capture_batch(batch, codec))
+        except Exception as exc:  # never break the app's read over our snapshot
+            capture_failed("the documents of a cursor batch", exc)
+            self.docs.append(_Lost(exc))
+
+    def _read_docs(self) -> List[Any]:
+        """The snapshots of the documents the app read (the batches' unread tail dropped)."""
+        unread = len(self.pending) if self.pending is not None else 0
+        if unread == 0 and self.server_done:
+            self.exhausted = True
+        return self.docs[: len(self.docs) - unread] if unread else self.docs
+
     def finish(self) -> None:
         """Write the recorded documents into the event (runs when the cassette is built)."""
         result: Dict[str, Any] = {"status": 0, "body": {"captured": True, "data": []}}
         lost = next((doc.error for doc in self.docs if isinstance(doc, _Lost)), None)
         try:
             if lost is None:
-                result["body"]["data"] = stored_documents(self.docs)
+                result["body"]["data"] = stored_documents(self._read_docs())
         except Exception as exc:  # never break the app's request over a value we cannot store
             capture_failed("the documents of a cursor", exc)
             lost = exc
@@ -288,22 +311,10 @@ def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
     return norm.shape(args, get(cursor, "codec_options"))
 
 
-# What the app reads from a traced cursor: while recording, every document it receives is
-# captured (before the app can change it), and reaching the end marks the cursor exhausted.
+# What the app reads from a traced cursor. Recording has nothing to do per document (each
+# batch was captured whole when it arrived); replay decodes recorded documents as they are read.
 # Plain functions, not a mixin class: a live cursor's class is swapped for a traced one, which
 # Python allows only when the new class adds no base of its own.
-
-
-def _capture(cursor: Any, doc: Any) -> None:
-    state = cursor._tt_state
-    if state is not None and state.session.recording:
-        try:
-            state.docs.append(capture_document(doc, cursor._tt_codec()))
-        except Exception as exc:  # never break the app's read over our snapshot
-            capture_failed("a document read from a cursor", exc)
-            state.docs.append(_Lost(exc))
-        if state.server_done and not len(cursor._tt_fields.get(cursor, "data")):
-            state.exhausted = True
 
 
 def _read_next(cursor: Any, base_next: Any) -> Any:
@@ -318,12 +329,11 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
 
 def took(cursor: Any, doc: Any) -> Any:
     """The document the app gets for ``doc``, just taken from a traced cursor (sync or async):
-    a pending recorded document decoded now, or a read past the recording refused; recorded."""
+    a pending recorded document decoded now, or a read past the recording refused."""
     if type(doc) is int:
-        doc = _decode_pending(cursor, doc)
-    elif doc is _UNREAD:
-        doc = _unread(cursor)
-    _capture(cursor, doc)
+        return _decode_pending(cursor, doc)
+    if doc is _UNREAD:
+        return _unread(cursor)
     return doc
 
 
@@ -423,8 +433,6 @@ def took_batch(cursor: Any, result: List[Any], before: int, more: bool) -> bool:
                 result[index:] = fresh
             index += 1
         _decode_pending_run(cursor, result, before)
-    for doc in result[before:]:
-        _capture(cursor, doc)
     if not more and cursor._tt_state is not None:
         cursor._tt_state.exhausted = True
     return more
@@ -495,8 +503,7 @@ class TracedCursor(Cursor):
         if fetches:
             state.note_batch(self, CURSOR, count)
         state.server_done = bool(CURSOR.get(self, "killed")) or not CURSOR.get(self, "id")
-        if count == 0 and state.server_done:
-            state.exhausted = True
+        state.capture(CURSOR.get(self, "data") if fetches else (), self._tt_codec())
         return count
 
     # -- replay ------------------------------------------------------------------------------
@@ -625,8 +632,10 @@ class TracedCommandCursor(CommandCursor):
         state = _State(session, event)
         cursor._tt_state = state  # type: ignore[attr-defined]
         session.on_finish(state.finish)
-        state.note_batch(cursor, COMMAND_CURSOR, len(COMMAND_CURSOR.get(cursor, "data")))
+        data = COMMAND_CURSOR.get(cursor, "data")
+        state.note_batch(cursor, COMMAND_CURSOR, len(data))
         state.server_done = not COMMAND_CURSOR.get(cursor, "id")
+        state.capture(data, cursor._tt_codec())  # type: ignore[attr-defined]
         return cursor
 
     @property
@@ -659,8 +668,7 @@ class TracedCommandCursor(CommandCursor):
             if fetches:
                 state.note_batch(self, COMMAND_CURSOR, count)
             state.server_done = not COMMAND_CURSOR.get(self, "id")
-            if count == 0 and state.server_done:
-                state.exhausted = True
+            state.capture(COMMAND_CURSOR.get(self, "data") if fetches else (), self._tt_codec())
         return count
 
     def _tt_replay_refresh(self, state: _State) -> int:
@@ -705,6 +713,4 @@ class TracedCommandCursor(CommandCursor):
             doc = _decode_pending(self, doc)
         elif doc is _UNREAD:
             doc = _unread(self)
-        if doc is not None:
-            _capture(self, doc)
         return doc

@@ -16,23 +16,30 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import bson
+import bson.tz_util
 from bson import json_util
 from bson.binary import UuidRepresentation
 from bson.code import Code
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.dbref import DBRef
 from bson.int64 import Int64
+from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
 try:  # optional (timetracer[fast]): documents converted in C
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _orjson = None
+else:
+    # Snapshots: dates, subclasses of int/str/dict (Int64, Code, SON) reach the ``default`` hook.
+    _SNAPSHOT_OPTIONS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_SUBCLASS
+    _DATE_OPTIONS = _orjson.OPT_NAIVE_UTC | _orjson.OPT_UTC_Z
 
 # How stored values are written as Extended JSON (a uuid.UUID in a filter is written as subtype 4).
 JSON_OPTIONS = json_util.JSONOptions(
@@ -293,6 +300,78 @@ def capture_document(document: Any, codec_options: CodecOptions) -> Any:
     if type(document) is dict and _decodes_plainly(codec_options):
         return _dict_to_ejson(document)
     return snapshot(document, codec_options)
+
+
+def capture_batch(documents: Iterable[Any], codec_options: CodecOptions) -> List[Any]:
+    """Snapshots of a batch of documents PyMongo just decoded, before the app has any of them.
+
+    With orjson and the usual codec options, each document is written to its final JSON at once,
+    in C (:func:`_json_snapshot`): an ``orjson.Fragment`` the cassette writer copies as it is.
+    Anything else goes through :func:`capture_document`.
+    """
+    if _orjson is None or not _decodes_plainly(codec_options):
+        return [capture_document(document, codec_options) for document in documents]
+    # orjson writes a uuid.UUID (what subtype 4 decodes to with a STANDARD client) as a plain
+    # string, without asking: such output is looked for, and a document with any goes the long way.
+    uuids = codec_options.uuid_representation != UuidRepresentation.UNSPECIFIED
+    out = []
+    for document in documents:
+        snap = _json_snapshot(document, uuids) if type(document) is dict else None
+        out.append(capture_document(document, codec_options) if snap is None else snap)
+    return out
+
+
+_BSON_UTC = bson.tz_util.utc
+
+
+# How orjson writes a uuid.UUID.
+_UUID_TEXT = re.compile(rb'"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"')
+
+
+def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
+    """A document's stored JSON, written by orjson in one call: the compact bytes of
+    ``_dict_to_ejson(document)``, exactly.
+
+    orjson hands over only what JSON has no type for (dates, ids, ``Int64``, binaries...), and each
+    comes back as its marker. The result is checked, cheaply, for the two things orjson cannot do:
+    a user object whose first key starts with ``$`` (it may need the ``$tt_literal`` escape: every
+    ``{"$`` in the output must be one of the markers written here) and a non-finite float (orjson
+    writes ``null``). Either, or any error, means the exact Python walk instead. With ``uuids``
+    (the client decodes UUIDs), text that may be a uuid.UUID written as a string means None: the
+    caller converts that document another way.
+    """
+    made = 0
+
+    def marker(value: Any) -> Any:
+        nonlocal made
+        kind = type(value)
+        if kind is datetime.datetime:
+            zone = value.tzinfo
+            if (zone is None or zone is _UTC or zone is _BSON_UTC) and value.year >= 1970:
+                made += 1
+                text = _orjson.dumps(value, option=_DATE_OPTIONS)  # "YYYY-MM-DDTHH:MM:SS[.ffffff]Z"
+                if len(text) == 29:  # milliseconds kept, like json_util; none when they are 0
+                    text = text[:20] + b'Z"' if text[21:24] == b"000" else text[:24] + b'Z"'
+                return _orjson.Fragment(b'{"$date":' + text + b"}")
+        elif kind is ObjectId:
+            made += 1
+            return _orjson.Fragment(b'{"$oid":"' + value.binary.hex().encode() + b'"}')
+        elif kind is Int64:
+            made += 1
+            return _orjson.Fragment(b'{"$numberLong":"%d"}' % value)
+        piece = _orjson.dumps(to_ejson(value))
+        made += piece.count(b'{"$')
+        return _orjson.Fragment(piece)
+
+    try:
+        out = _orjson.dumps(document, default=marker, option=_SNAPSHOT_OPTIONS)
+    except (TypeError, ValueError):  # e.g. a key that is not a string: the exact walk says what to do
+        return _dict_to_ejson(document)
+    if uuids and _UUID_TEXT.search(out) is not None:
+        return None
+    if out.count(b'{"$') != made or (b"null" in out and _has_nonfinite(document)):
+        return _dict_to_ejson(document)
+    return _orjson.Fragment(out)
 
 
 def stored_document(captured: Any) -> Any:
