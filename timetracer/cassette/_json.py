@@ -28,6 +28,20 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
 
 
+class JsonText(bytes):
+    """A value written as compact UTF-8 JSON already (a recorded document): the cassette writer
+    copies it into the file as it is."""
+
+    __slots__ = ()
+
+
+def _as_fragment(value: Any) -> Any:
+    # orjson meets a JsonText (bytes, which it has no type for): its JSON, as it is.
+    if type(value) is JsonText:
+        return _orjson.Fragment(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def have_orjson() -> bool:
     """Whether the C JSON library (orjson) is in use."""
     return _orjson is not None
@@ -45,9 +59,9 @@ def _has_nonfinite(value: Any) -> bool:
 
 
 def _fragment_value(value: Any) -> Any:
-    # json.dumps meets an orjson.Fragment (a document recorded as JSON already): its value.
-    if _orjson is not None and type(value) is _orjson.Fragment:
-        return _orjson.loads(_orjson.dumps(value))
+    # json.dumps meets a JsonText: its value.
+    if type(value) is JsonText:
+        return json.loads(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
@@ -59,9 +73,9 @@ def _stdlib_compact(value: Any) -> bytes:
 
 
 def materialize(value: Any) -> Any:
-    """``value`` with an ``orjson.Fragment`` (JSON written already) replaced by what it holds."""
-    if _orjson is not None and type(value) is _orjson.Fragment:
-        return _orjson.loads(_orjson.dumps(value))
+    """``value``, or what it holds if it is a :class:`JsonText`."""
+    if type(value) is JsonText:
+        return loads(value)
     return value
 
 
@@ -69,7 +83,7 @@ def compact(value: Any) -> bytes:
     """``value`` as compact UTF-8 JSON, exactly what ``json.dumps`` would mean (key order kept)."""
     if _orjson is not None:
         try:
-            out = _orjson.dumps(value)
+            out = _orjson.dumps(value, default=_as_fragment)
         except (TypeError, ValueError):  # big ints, lone surrogates, non-str keys: stdlib below
             pass
         else:
@@ -90,6 +104,9 @@ def dumps(document: Any, *, indent: Optional[int] = 2) -> bytes:
 
 def _pretty(value: Any, depth: int, indent: int, emit: Callable[[bytes], Any]) -> None:
     kind = type(value)
+    if kind is JsonText:
+        emit(value)
+        return
     if depth >= PRETTY_DEPTH or (kind is not dict and kind is not list) or not value:
         emit(compact(value))
         return

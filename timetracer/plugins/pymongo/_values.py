@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import bson
 import bson.tz_util
@@ -31,6 +31,8 @@ from bson.dbref import DBRef
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
+
+from timetracer.cassette._json import JsonText
 
 try:  # optional (timetracer[fast]): documents converted in C
     import orjson as _orjson
@@ -306,7 +308,8 @@ def capture_batch(documents: Iterable[Any], codec_options: CodecOptions) -> List
     """Snapshots of a batch of documents PyMongo just decoded, before the app has any of them.
 
     With orjson and the usual codec options, each document is written to its final JSON at once,
-    in C (:func:`_json_snapshot`): an ``orjson.Fragment`` the cassette writer copies as it is.
+    in C (:func:`_json_snapshot`): a :class:`~timetracer.cassette._json.JsonText` the cassette
+    writer copies as it is.
     Anything else goes through :func:`capture_document`.
     """
     if _orjson is None or not _decodes_plainly(codec_options):
@@ -371,7 +374,7 @@ def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
         return None
     if out.count(b'{"$') != made or (b"null" in out and _has_nonfinite(document)):
         return _dict_to_ejson(document)
-    return _orjson.Fragment(out)
+    return JsonText(out)
 
 
 def stored_document(captured: Any) -> Any:
@@ -456,9 +459,138 @@ def cached_bson(body: Dict[str, Any], start: int, stop: int) -> List[bytes]:
 
 
 def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: CodecOptions) -> List[Any]:
-    """Stored documents ``[start:stop]`` decoded exactly as the live client would decode them."""
+    """Stored documents ``[start:stop]`` decoded exactly as the live client would decode them.
+
+    The first time documents are handed out, with the usual codec options, they are built
+    directly from the stored JSON (:func:`_build_directly`); from the second time, from BSON
+    kept beside them, which PyMongo's C decoder turns into fresh objects fastest.
+    """
+    stop = min(stop, len(body.get("data") or []))
+    if start >= stop:
+        return []
+    if stop > body.get(_SEEN_KEY, 0) and _builds_directly(codec_options):
+        docs = _build_directly(body["data"][start:stop], codec_options)
+        if docs is not None:
+            with _cache_lock:
+                body[_SEEN_KEY] = max(body.get(_SEEN_KEY, 0), stop)
+            return docs
     raws = cached_bson(body, start, stop)
     return bson.decode_all(b"".join(raws), codec_options) if raws else []
+
+
+# How far a result's stored documents have been handed out once (kept beside the data).
+_SEEN_KEY = "_tt_seen"
+# id(codec options) -> (the options, verdict); the options are held so an id is not reused.
+_direct_build: Dict[int, Tuple[CodecOptions, bool]] = {}
+
+
+def _builds_directly(codec_options: CodecOptions) -> bool:
+    """Whether documents for these options can be built from stored JSON without BSON: dict
+    documents, naive datetimes, no type decoders (any UUID goes through BSON, value by value)."""
+    key = id(codec_options)
+    hit = _direct_build.get(key)
+    if hit is not None and hit[0] is codec_options:
+        return hit[1]
+    conversion = getattr(codec_options, "datetime_conversion", None)
+    verdict = (
+        _orjson is not None
+        and codec_options.document_class is dict
+        and not codec_options.tz_aware
+        and conversion in (None, DatetimeConversion.DATETIME)
+        and not getattr(codec_options.type_registry, "_decoder_map", None)
+    )
+    if len(_direct_build) > 256:
+        _direct_build.clear()
+    _direct_build[key] = (codec_options, verdict)
+    return verdict
+
+
+def _build_directly(stored: List[Any], codec_options: CodecOptions) -> Optional[List[Any]]:
+    """The app's documents for ``stored``: a private copy of the JSON (orjson, in C) with each
+    typed value rebuilt in place, exactly as PyMongo decodes it for ``codec_options`` (see
+    :func:`_builds_directly`). None when this way cannot be sure (the caller goes through BSON).
+    """
+    try:
+        text = _orjson.dumps(stored)
+    except TypeError:  # an integer beyond 64 bits (hand-edited cassette)
+        return None
+    if b"null" in text and _has_nonfinite(stored):
+        return None
+    docs = _orjson.loads(text)
+    try:
+        for index, document in enumerate(docs):
+            built = _rebuild_object(document, codec_options) if type(document) is dict else None
+            if type(built) is not dict:
+                return None
+            docs[index] = built
+    except Exception:  # a malformed value: the BSON way raises the error that names it
+        return None
+    return docs
+
+
+def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
+    # A stored object: a typed value, an escaped user document, or a plain one (rebuilt in place).
+    for first in value:  # the first key only
+        if first in MARKERS:
+            return _rebuild_marker(value, codec_options)
+        if first == LITERAL and len(value) == 1 and type(value[LITERAL]) is dict:
+            value = value[LITERAL]
+        break
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict:
+            # The usual date, inline (documents are full of them); anything else by the call.
+            date = item.get("$date") if len(item) == 1 else None
+            if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
+                value[key] = _from_iso(date[:-1])
+            else:
+                value[key] = _rebuild_object(item, codec_options)
+        elif kind is list:
+            _rebuild_list(item, codec_options)
+        elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
+            value[key] = Int64(item)  # BSON would carry it as an int64
+    return value
+
+
+def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> None:
+    for index, item in enumerate(items):
+        kind = type(item)
+        if kind is dict:
+            date = item.get("$date") if len(item) == 1 else None
+            if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
+                items[index] = _from_iso(date[:-1])
+            else:
+                items[index] = _rebuild_object(item, codec_options)
+        elif kind is list:
+            _rebuild_list(item, codec_options)
+        elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
+            items[index] = Int64(item)
+
+
+_from_iso = datetime.datetime.fromisoformat
+
+
+_EPOCH_DATE_LENGTHS = (20, 24)
+_INT32_MIN = -(2**31)
+_INT32_MAX = 2**31 - 1
+
+
+def _rebuild_marker(marker: Dict[str, Any], codec_options: CodecOptions) -> Any:
+    # The common markers directly; any other through BSON with the live options, so it is exact.
+    if len(marker) == 1:
+        date = marker.get("$date")
+        if type(date) is str:
+            if len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
+                return datetime.datetime.fromisoformat(date[:-1])
+        else:
+            oid = marker.get("$oid")
+            if type(oid) is str and len(oid) == 24:
+                return ObjectId(oid)
+            number = marker.get("$numberLong")
+            if type(number) is str:
+                return Int64(int(number))
+    wrapped = bson.encode({"v": from_ejson(marker)}, codec_options=REPLAY_ENCODE_CODEC)
+    return bson.decode(wrapped, codec_options)["v"]
 
 
 def decode_cached_document(body: Dict[str, Any], codec_options: CodecOptions) -> Any:
