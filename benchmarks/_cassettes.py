@@ -9,6 +9,7 @@ The Mongo-heavy request is a WSGI request whose app reads 1,000 documents of ~1 
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
@@ -95,6 +96,9 @@ def compression(live_db: Any, dead_db: Any, folder: Path, rounds: int) -> Dict[s
             "write": write.summary(),
             "read": read.summary(),
         }
+    # The ratio targets were set when plain cassettes were indented all the way down; plain files
+    # now hold each document compact on one line, so the ratios are also taken against that form.
+    out["indented"] = {"bytes": len(json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")) + 1}
     # Replaying the heavy request: the cost of reading all of it, and of reading one document.
     # Each replay from a freshly parsed document: nothing converted by an earlier replay.
     data = (folder / "heavy.json").read_bytes()

