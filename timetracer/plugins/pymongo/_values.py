@@ -506,65 +506,73 @@ def _builds_directly(codec_options: CodecOptions) -> bool:
 
 
 def _build_directly(stored: List[Any], codec_options: CodecOptions) -> Optional[List[Any]]:
-    """The app's documents for ``stored``: a private copy of the JSON (orjson, in C) with each
-    typed value rebuilt in place, exactly as PyMongo decodes it for ``codec_options`` (see
-    :func:`_builds_directly`). None when this way cannot be sure (the caller goes through BSON).
+    """The app's documents for ``stored``: new containers around the stored scalars, each typed
+    value rebuilt, exactly as PyMongo decodes it for ``codec_options`` (see
+    :func:`_builds_directly`); the stored JSON is left as it is. None when this way cannot be
+    sure (the caller goes through BSON, which raises the error that names a bad value).
     """
+    docs = []
     try:
-        text = _orjson.dumps(stored)
-    except TypeError:  # an integer beyond 64 bits (hand-edited cassette)
-        return None
-    if b"null" in text and _has_nonfinite(stored):
-        return None
-    docs = _orjson.loads(text)
-    try:
-        for index, document in enumerate(docs):
+        for document in stored:
             built = _rebuild_object(document, codec_options) if type(document) is dict else None
             if type(built) is not dict:
                 return None
-            docs[index] = built
-    except Exception:  # a malformed value: the BSON way raises the error that names it
+            docs.append(built)
+    except Exception:
         return None
     return docs
 
 
 def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
-    # A stored object: a typed value, an escaped user document, or a plain one (rebuilt in place).
+    # A stored object: a typed value, an escaped user document, or a plain one (copied).
     for first in value:  # the first key only
         if first in MARKERS:
             return _rebuild_marker(value, codec_options)
         if first == LITERAL and len(value) == 1 and type(value[LITERAL]) is dict:
             value = value[LITERAL]
         break
+    out = {}
     for key, item in value.items():
         kind = type(item)
         if kind is dict:
             # The usual date, inline (documents are full of them); anything else by the call.
             date = item.get("$date") if len(item) == 1 else None
             if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-                value[key] = _from_iso(date[:-1])
+                out[key] = _from_iso(date[:-1])
             else:
-                value[key] = _rebuild_object(item, codec_options)
+                out[key] = _rebuild_object(item, codec_options)
         elif kind is list:
-            _rebuild_list(item, codec_options)
+            out[key] = _rebuild_list(item, codec_options)
         elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
-            value[key] = Int64(item)  # BSON would carry it as an int64
-    return value
+            out[key] = _int64(item)  # BSON would carry it as an int64
+        else:
+            out[key] = item
+    return out
 
 
-def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> None:
-    for index, item in enumerate(items):
+def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> List[Any]:
+    out = []
+    for item in items:
         kind = type(item)
         if kind is dict:
             date = item.get("$date") if len(item) == 1 else None
             if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-                items[index] = _from_iso(date[:-1])
+                out.append(_from_iso(date[:-1]))
             else:
-                items[index] = _rebuild_object(item, codec_options)
+                out.append(_rebuild_object(item, codec_options))
         elif kind is list:
-            _rebuild_list(item, codec_options)
+            out.append(_rebuild_list(item, codec_options))
         elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
-            items[index] = Int64(item)
+            out.append(_int64(item))
+        else:
+            out.append(item)
+    return out
+
+
+def _int64(value: int) -> Int64:
+    if not -(2**63) <= value < 2**63:
+        raise OverflowError("BSON can only handle up to 8-byte ints")
+    return Int64(value)
 
 
 _from_iso = datetime.datetime.fromisoformat
