@@ -461,18 +461,23 @@ def cached_bson(body: Dict[str, Any], start: int, stop: int) -> List[bytes]:
 def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: CodecOptions) -> List[Any]:
     """Stored documents ``[start:stop]`` decoded exactly as the live client would decode them.
 
-    The first time documents are handed out, with the usual codec options, they are built
-    directly from the stored JSON (:func:`_build_directly`); from the second time, from BSON
-    kept beside them, which PyMongo's C decoder turns into fresh objects fastest.
+    With the usual codec options, documents are built directly from the stored JSON
+    (:func:`_build_directly`); the second time, their BSON is kept too, and every later use
+    decodes it (PyMongo's C decoder makes fresh objects fastest). Other options go through BSON.
     """
     stop = min(stop, len(body.get("data") or []))
     if start >= stop:
         return []
-    if stop > body.get(_SEEN_KEY, 0) and _builds_directly(codec_options):
+    cache = body.get(_CACHE_KEY)
+    if (cache is None or len(cache) < stop) and _builds_directly(codec_options):
         docs = _build_directly(body["data"][start:stop], codec_options)
         if docs is not None:
             with _cache_lock:
+                again = stop <= body.get(_SEEN_KEY, 0)
                 body[_SEEN_KEY] = max(body.get(_SEEN_KEY, 0), stop)
+                cache = body.setdefault(_CACHE_KEY, [])
+                if again and len(cache) == start:  # used again: BSON for every later use
+                    cache.extend([encode_in_order(doc, REPLAY_ENCODE_CODEC) for doc in docs])
             return docs
     raws = cached_bson(body, start, stop)
     return bson.decode_all(b"".join(raws), codec_options) if raws else []
@@ -531,9 +536,11 @@ def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
         if first == LITERAL and len(value) == 1 and type(value[LITERAL]) is dict:
             value = value[LITERAL]
         break
-    out = {}
+    out = value.copy()  # the scalars copied in C; containers and typed values replaced below
     for key, item in value.items():
         kind = type(item)
+        if kind is str:
+            continue
         if kind is dict:
             # The usual date, inline (documents are full of them); anything else by the call.
             date = item.get("$date") if len(item) == 1 else None
@@ -545,27 +552,25 @@ def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
             out[key] = _rebuild_list(item, codec_options)
         elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
             out[key] = _int64(item)  # BSON would carry it as an int64
-        else:
-            out[key] = item
     return out
 
 
 def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> List[Any]:
-    out = []
-    for item in items:
+    out = items.copy()
+    for index, item in enumerate(items):
         kind = type(item)
+        if kind is str:
+            continue
         if kind is dict:
             date = item.get("$date") if len(item) == 1 else None
             if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-                out.append(_from_iso(date[:-1]))
+                out[index] = _from_iso(date[:-1])
             else:
-                out.append(_rebuild_object(item, codec_options))
+                out[index] = _rebuild_object(item, codec_options)
         elif kind is list:
-            out.append(_rebuild_list(item, codec_options))
+            out[index] = _rebuild_list(item, codec_options)
         elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
-            out.append(_int64(item))
-        else:
-            out.append(item)
+            out[index] = _int64(item)
     return out
 
 
