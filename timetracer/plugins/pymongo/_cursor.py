@@ -324,7 +324,8 @@ def _read_next(cursor: Any, base_next: Any) -> Any:
         if cursor._tt_state is not None:
             cursor._tt_state.exhausted = True
         raise
-    return took(cursor, doc)
+    # Only a replayed cursor's placeholders need work (checked here: this runs per document).
+    return took(cursor, doc) if type(doc) is int or doc is _UNREAD else doc
 
 
 def took(cursor: Any, doc: Any) -> Any:
