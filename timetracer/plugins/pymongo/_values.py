@@ -539,19 +539,8 @@ def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
     out = value.copy()  # the scalars copied in C; containers and typed values replaced below
     for key, item in value.items():
         kind = type(item)
-        if kind is str:
-            continue
-        if kind is dict:
-            # The usual date, inline (documents are full of them); anything else by the call.
-            date = item.get("$date") if len(item) == 1 else None
-            if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-                out[key] = _from_iso(date[:-1])
-            else:
-                out[key] = _rebuild_object(item, codec_options)
-        elif kind is list:
-            out[key] = _rebuild_list(item, codec_options)
-        elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
-            out[key] = _int64(item)  # BSON would carry it as an int64
+        if kind is dict or kind is list or (kind is int and not _INT32_MIN <= item <= _INT32_MAX):
+            out[key] = _rebuild_value(item, kind, codec_options)
     return out
 
 
@@ -559,19 +548,22 @@ def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> List[Any]:
     out = items.copy()
     for index, item in enumerate(items):
         kind = type(item)
-        if kind is str:
-            continue
-        if kind is dict:
-            date = item.get("$date") if len(item) == 1 else None
-            if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-                out[index] = _from_iso(date[:-1])
-            else:
-                out[index] = _rebuild_object(item, codec_options)
-        elif kind is list:
-            out[index] = _rebuild_list(item, codec_options)
-        elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:
-            out[index] = _int64(item)
+        if kind is dict or kind is list or (kind is int and not _INT32_MIN <= item <= _INT32_MAX):
+            out[index] = _rebuild_value(item, kind, codec_options)
     return out
+
+
+def _rebuild_value(item: Any, kind: type, codec_options: CodecOptions) -> Any:
+    # A stored object, list, or integer beyond 32 bits (BSON would carry it as an int64).
+    if kind is dict:
+        # The usual date without the general call (documents are full of them).
+        date = item.get("$date") if len(item) == 1 else None
+        if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
+            return _from_iso(date[:-1])
+        return _rebuild_object(item, codec_options)
+    if kind is list:
+        return _rebuild_list(item, codec_options)
+    return _int64(item)
 
 
 def _int64(value: int) -> Int64:
