@@ -95,18 +95,32 @@ class Session:
 
         Events are numbered in the order calls start, whatever thread makes them.
         """
-        event: Event = {"eid": 0, "event_type": "db.query", "start_offset_ms": 0.0, "duration_ms": 0.0}
-        event["signature"] = signature
-        if args is not None:
-            event["args"] = args
+        if args is None:
+            event: Event = {
+                "eid": 0,
+                "event_type": "db.query",
+                "start_offset_ms": 0.0,
+                "duration_ms": 0.0,
+                "signature": signature,
+            }
+        else:
+            event = {
+                "eid": 0,
+                "event_type": "db.query",
+                "start_offset_ms": 0.0,
+                "duration_ms": 0.0,
+                "signature": signature,
+                "args": args,
+            }
         # The clock is read under the lock, so eid order and start_offset_ms order agree.
         with self._lock:
             event["start_offset_ms"] = round(self.offset_ms(), 3)
             event["eid"] = next(self._eids)
             self._events.append(event)
-            late = self._built and not self._late_warned
-            if late:
-                self._late_warned = True
+            if not self._built:
+                return event
+            late = not self._late_warned
+            self._late_warned = True
         if late:
             logger.warning(
                 "timetracer: %s on %s was called in thread %r after the cassette %s was written, so it "
@@ -122,7 +136,8 @@ class Session:
     def end_event(self, event: Event, result: Dict[str, Any]) -> None:
         """Close an event with its ``result`` and the time it took."""
         # The start was rounded (possibly up), so clamp: a duration is never negative.
-        event["duration_ms"] = max(0.0, round(self.offset_ms() - event["start_offset_ms"], 3))
+        duration = round(self.offset_ms() - event["start_offset_ms"], 3)
+        event["duration_ms"] = duration if duration > 0.0 else 0.0
         event["result"] = result
 
     def on_finish(self, finalizer: Callable[[], None]) -> None:
