@@ -534,6 +534,9 @@ def run(
     return recording.succeeded(result)
 
 
+_queries: Dict[Any, Dict[str, Any]] = {}
+
+
 def _record_find_one(
     op: Op, session: Session, original: Callable[..., Any], target: Any, args: Tuple[Any, ...]
 ) -> Any:
@@ -552,10 +555,17 @@ def _record_find_one(
             except Exception:
                 value = norm.stored(first, _codec(target))
             normal: Dict[str, Any] = {"filter": value}
-            keys = list(map(str, value)) if type(value) is dict else norm.filter_keys(value)
+            shape = tuple(value) if type(value) is dict else None
+            query = _queries.get(shape)
+            if query is None:
+                query = {"filter_keys": norm.filter_keys(value)}
+                if shape is not None:
+                    if len(_queries) >= 1024:
+                        _queries.clear()
+                    _queries[shape] = query
         else:
             normal = {}
-            keys = []
+            query = {"filter_keys": []}
     except Exception as exc:
         capture_failed(f"the arguments of {op.name}", exc)
         return original(target, *args)
@@ -563,7 +573,7 @@ def _record_find_one(
         "lib": "pymongo",
         "method": op.method,
         "url": url,
-        "query": {"filter_keys": keys},
+        "query": query,
         "body_hash": None,  # filled in when the cassette is built, as signature_for(hashed=False)
     }
     try:
