@@ -598,7 +598,7 @@ def _record_find_one(
         if result is None:
             data = None
         else:
-            codec = _codec(target)
+            codec = getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)  # _codec(target)
             if type(result) is dict and _decodes_plainly(codec):
                 data = _dict_to_ejson(result)
             else:
