@@ -535,6 +535,8 @@ def run(
 
 
 _queries: Dict[Any, Dict[str, Any]] = {}
+# The codec options _record_find_one last found to decode plainly (most apps use one).
+_plain_codec: Optional[CodecOptions] = None
 
 
 def _record_find_one(
@@ -546,6 +548,7 @@ def _record_find_one(
     :meth:`Recording.succeeded` do for this call shape, each step done once and in place; anything
     else (other arguments, replay, failures) takes the general path's own functions.
     """
+    global _plain_codec
     try:
         url = str(target.full_name)
         first = args[0]
@@ -599,7 +602,8 @@ def _record_find_one(
             data = None
         else:
             codec = getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)  # _codec(target)
-            if type(result) is dict and _decodes_plainly(codec):
+            if type(result) is dict and (codec is _plain_codec or _decodes_plainly(codec)):
+                _plain_codec = codec  # codec options are immutable: the verdict holds
                 data = _dict_to_ejson(result)
             else:
                 data = stored_document(capture_document(result, codec))
