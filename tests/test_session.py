@@ -17,7 +17,7 @@ from timetracer.cassette import SCHEMA_VERSION, read_cassette, write_cassette
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.errors import ReplayMismatchError, TimeTracerError
 from timetracer.hashing import body_hash
-from timetracer.session import Session
+from timetracer.session import Session, _round_ms
 
 ISO_UTC_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -127,6 +127,23 @@ def test_duration_is_never_negative_after_rounding(monkeypatch: pytest.MonkeyPat
     session.end_event(event, result(None))
     assert event["duration_ms"] == 0.0
     assert str(event["duration_ms"]) == "0.0"  # not "-0.0" or "-0.001"
+
+
+def test_offsets_are_rounded_exactly_as_round_does() -> None:
+    # The fast rounding of event offsets must give the very double round(value, 3) gives,
+    # ties and near-ties included (a different last bit would change the cassette's text).
+    import random
+    import struct
+
+    rng = random.Random(20261202)
+    values = [0.0, -0.0, 0.0004, 0.0005, 0.0015, 1.0005, 2.675, 5.0006, 5.00061 - 5.001, -0.0004, 1e12, 1e13]
+    for _ in range(100_000):
+        base = rng.randrange(0, 10**10) / 1000
+        values.append(base + rng.choice([0.0005, -0.0005, 0.0004999999, 0.0005000001, 0.0]))
+        values.append(rng.uniform(0.0, 1e8))
+        values.append(rng.uniform(-1.0, 1.0) * 10.0 ** rng.randint(-7, 9))
+    for value in values:
+        assert struct.pack("d", _round_ms(value)) == struct.pack("d", round(value, 3)), repr(value)
 
 
 def test_threads_get_unique_consecutive_eids() -> None:

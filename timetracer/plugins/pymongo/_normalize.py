@@ -238,6 +238,8 @@ def documents_to_pass(value: Any) -> Tuple[Any, Any]:
 
 def filter_keys(value: Any) -> List[str]:
     """The filter's top-level keys, as the spec's ``signature.query.filter_keys``."""
+    if type(value) is dict:
+        return list(map(str, value))
     if isinstance(value, Mapping):
         return [str(k) for k in value.keys()]
     return []

@@ -23,6 +23,8 @@ from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
+    _decodes_plainly,
+    _dict_to_ejson,
     capture_document,
     decode_cached_document,
     decode_value,
@@ -74,6 +76,7 @@ class Op:
 
     method = ""
     filter_arg = "filter"
+    quick = False  # run() records a find_one({...}) by _record_find_one
 
     def __init__(self, name: str, binder: norm.Binder) -> None:
         self.name = name
@@ -125,7 +128,12 @@ class DocumentOp(Op):
     """Calls returning one document or None (find_one_and_*)."""
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        return None if result is None else stored_document(capture_document(result, _codec(target)))
+        if result is None:
+            return None
+        codec = _codec(target)
+        if type(result) is dict and _decodes_plainly(codec):
+            return _dict_to_ejson(result)  # what capture_document and stored_document give it
+        return stored_document(capture_document(result, codec))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_cached_document(call.body, _codec(target))
@@ -134,11 +142,21 @@ class DocumentOp(Op):
 class FindOneOp(DocumentOp):
     """``find_one(filter, *args, **kwargs)``: arguments are those of ``find``."""
 
+    quick = True
+
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         if not kwargs and len(args) == 1 and type(args[0]) is dict:
             # The common ``find_one({...})``: the general path below gives the same result.
-            normal = {"filter": norm.stored(args[0], _codec(target))} if args[0] else {}
-            return Call(self.url(target), normal, args, kwargs)
+            # ``norm.stored`` of a dict starts with this conversion; the codec options it falls
+            # back to are looked up only when the conversion fails.
+            first = args[0]
+            if not first:
+                return Call(str(target.full_name), {}, args, kwargs)
+            try:
+                value = _dict_to_ejson(first)
+            except Exception:
+                value = norm.stored(first, _codec(target))
+            return Call(str(target.full_name), {"filter": value}, args, kwargs)
         args_list = list(args)
         first = args_list[0] if args_list else kwargs.get("filter")
         if first is not None and not isinstance(first, Mapping):
@@ -495,6 +513,8 @@ def run(
 ) -> Any:
     """Record or replay one call of ``op`` made while ``session`` is active (the sync shell over
     :func:`start`; ``_async.arun`` is its awaited twin)."""
+    if op.quick and not kwargs and len(args) == 1 and type(args[0]) is dict and not session.replaying:
+        return _record_find_one(op, session, original, target, args)
     recording, value = start(op, session, target, args, kwargs)
     if recording is None:
         if type(value) is Pass:
@@ -512,6 +532,86 @@ def run(
         raise
     _inside.reset(token)
     return recording.succeeded(result)
+
+
+_queries: Dict[Any, Dict[str, Any]] = {}
+# The codec options _record_find_one last found to decode plainly (most apps use one).
+_plain_codec: Optional[CodecOptions] = None
+
+
+def _record_find_one(
+    op: Op, session: Session, original: Callable[..., Any], target: Any, args: Tuple[Any, ...]
+) -> Any:
+    """:func:`run` recording the common ``find_one({...})``: the same event, in fewer steps.
+
+    Does what :func:`start`, ``FindOneOp.prepare``, :func:`signature_for` and
+    :meth:`Recording.succeeded` do for this call shape, each step done once and in place; anything
+    else (other arguments, replay, failures) takes the general path's own functions.
+    """
+    global _plain_codec
+    try:
+        url = str(target.full_name)
+        first = args[0]
+        if first:
+            try:
+                value = _dict_to_ejson(first)  # what norm.stored gives a dict it can convert
+            except Exception:
+                value = norm.stored(first, _codec(target))
+            normal: Dict[str, Any] = {"filter": value}
+            shape = tuple(value) if type(value) is dict else None
+            query = _queries.get(shape)
+            if query is None:
+                query = {"filter_keys": norm.filter_keys(value)}
+                if shape is not None:
+                    if len(_queries) >= 1024:
+                        _queries.clear()
+                    _queries[shape] = query
+        else:
+            normal = {}
+            query = {"filter_keys": []}
+    except Exception as exc:
+        capture_failed(f"the arguments of {op.name}", exc)
+        return original(target, *args)
+    signature = {
+        "lib": "pymongo",
+        "method": op.method,
+        "url": url,
+        "query": query,
+        "body_hash": None,  # filled in when the cassette is built, as signature_for(hashed=False)
+    }
+    try:
+        event = session.start_event(signature, normal)
+    except Exception as exc:
+        capture_failed(f"the call {op.name} on {url}", exc)
+        return original(target, *args)
+
+    token = _inside.set(True)
+    try:
+        result = original(target, *args)
+    except Exception as exc:
+        _inside.reset(token)
+        _end_with_error(op, session, event, target, Call(url, normal, args, {}), exc)
+        raise
+    except BaseException:
+        _inside.reset(token)
+        raise
+    _inside.reset(token)
+
+    try:
+        if result is None:
+            data = None
+        else:
+            codec = getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)  # _codec(target)
+            if type(result) is dict and (codec is _plain_codec or _decodes_plainly(codec)):
+                _plain_codec = codec  # codec options are immutable: the verdict holds
+                data = _dict_to_ejson(result)
+            else:
+                data = stored_document(capture_document(result, codec))
+        session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
+    except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
+        capture_failed(f"the result of {op.name} on {url}", exc)
+        _end_uncaptured(session, event, exc)
+    return result
 
 
 def _replay(
