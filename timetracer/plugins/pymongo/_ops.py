@@ -76,7 +76,6 @@ class Op:
 
     method = ""
     filter_arg = "filter"
-    quick = False  # run() records a find_one({...}) by _record_find_one
 
     def __init__(self, name: str, binder: norm.Binder) -> None:
         self.name = name
@@ -142,8 +141,6 @@ class DocumentOp(Op):
 class FindOneOp(DocumentOp):
     """``find_one(filter, *args, **kwargs)``: arguments are those of ``find``."""
 
-    quick = True
-
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         if not kwargs and len(args) == 1 and type(args[0]) is dict:
             # The common ``find_one({...})``: the general path below gives the same result.
@@ -151,12 +148,12 @@ class FindOneOp(DocumentOp):
             # back to are looked up only when the conversion fails.
             first = args[0]
             if not first:
-                return Call(str(target.full_name), {}, args, kwargs)
+                return Call(self.url(target), {}, args, kwargs)
             try:
                 value = _dict_to_ejson(first)
             except Exception:
                 value = norm.stored(first, _codec(target))
-            return Call(str(target.full_name), {"filter": value}, args, kwargs)
+            return Call(self.url(target), {"filter": value}, args, kwargs)
         args_list = list(args)
         first = args_list[0] if args_list else kwargs.get("filter")
         if first is not None and not isinstance(first, Mapping):
@@ -513,8 +510,6 @@ def run(
 ) -> Any:
     """Record or replay one call of ``op`` made while ``session`` is active (the sync shell over
     :func:`start`; ``_async.arun`` is its awaited twin)."""
-    if op.quick and not kwargs and len(args) == 1 and type(args[0]) is dict and not session.replaying:
-        return _record_find_one(op, session, original, target, args)
     recording, value = start(op, session, target, args, kwargs)
     if recording is None:
         if type(value) is Pass:
@@ -532,86 +527,6 @@ def run(
         raise
     _inside.reset(token)
     return recording.succeeded(result)
-
-
-_queries: Dict[Any, Dict[str, Any]] = {}
-# The codec options _record_find_one last found to decode plainly (most apps use one).
-_plain_codec: Optional[CodecOptions] = None
-
-
-def _record_find_one(
-    op: Op, session: Session, original: Callable[..., Any], target: Any, args: Tuple[Any, ...]
-) -> Any:
-    """:func:`run` recording the common ``find_one({...})``: the same event, in fewer steps.
-
-    Does what :func:`start`, ``FindOneOp.prepare``, :func:`signature_for` and
-    :meth:`Recording.succeeded` do for this call shape, each step done once and in place; anything
-    else (other arguments, replay, failures) takes the general path's own functions.
-    """
-    global _plain_codec
-    try:
-        url = str(target.full_name)
-        first = args[0]
-        if first:
-            try:
-                value = _dict_to_ejson(first)  # what norm.stored gives a dict it can convert
-            except Exception:
-                value = norm.stored(first, _codec(target))
-            normal: Dict[str, Any] = {"filter": value}
-            shape = tuple(value) if type(value) is dict else None
-            query = _queries.get(shape)
-            if query is None:
-                query = {"filter_keys": norm.filter_keys(value)}
-                if shape is not None:
-                    if len(_queries) >= 1024:
-                        _queries.clear()
-                    _queries[shape] = query
-        else:
-            normal = {}
-            query = {"filter_keys": []}
-    except Exception as exc:
-        capture_failed(f"the arguments of {op.name}", exc)
-        return original(target, *args)
-    signature = {
-        "lib": "pymongo",
-        "method": op.method,
-        "url": url,
-        "query": query,
-        "body_hash": None,  # filled in when the cassette is built, as signature_for(hashed=False)
-    }
-    try:
-        event = session.start_event(signature, normal)
-    except Exception as exc:
-        capture_failed(f"the call {op.name} on {url}", exc)
-        return original(target, *args)
-
-    token = _inside.set(True)
-    try:
-        result = original(target, *args)
-    except Exception as exc:
-        _inside.reset(token)
-        _end_with_error(op, session, event, target, Call(url, normal, args, {}), exc)
-        raise
-    except BaseException:
-        _inside.reset(token)
-        raise
-    _inside.reset(token)
-
-    try:
-        if result is None:
-            data = None
-        else:
-            codec = getattr(target, "codec_options", DEFAULT_CODEC_OPTIONS)  # _codec(target)
-            if type(result) is dict and (codec is _plain_codec or _decodes_plainly(codec)):
-                _plain_codec = codec  # codec options are immutable: the verdict holds
-                data = _dict_to_ejson(result)
-            else:
-                data = stored_document(capture_document(result, codec))
-        session.end_event(event, {"status": 0, "body": {"captured": True, "data": data}})
-    except Exception as exc:  # the app's call succeeded; never break it over our bookkeeping
-        capture_failed(f"the result of {op.name} on {url}", exc)
-        _end_uncaptured(session, event, exc)
-    return result
 
 
 def _replay(

@@ -121,7 +121,6 @@ def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
     get_active = _get_active
     inside = _ops._inside.get
     run = _ops.run
-    quick = _ops._record_find_one if op.quick else None
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -134,8 +133,6 @@ def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
                 return original(self, *args, **kwargs)
         if inside():
             return original(self, *args, **kwargs)
-        if quick is not None and not kwargs and len(args) == 1 and type(args[0]) is dict and not session.replaying:
-            return quick(op, session, original, self, args)  # what run() does for this call, sooner
         return run(op, session, original, self, args, kwargs)
 
     return wrapper
