@@ -59,3 +59,15 @@ def test_stdlib_fallback_writes_the_same_json(value: object, monkeypatch: pytest
     slow = _json.dumps(value)
     assert _same(json.loads(slow), json.loads(fast))
     assert _same(_json.loads(slow), json.loads(json.dumps(value)))
+
+
+@pytest.mark.parametrize("indent", [2, None])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_documents_recorded_as_json_text_are_written_as_the_values_they_hold(indent: object, mixed: bool) -> None:
+    values = [{"_id": 1, "at": {"$date": "2024-01-01T00:00:00Z"}}, {"s": "caf\u00e9", "l": [1, {"x": None}]}, {}]
+    texts = [_json.JsonText(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()) for v in values]
+    data = [values[0], *texts[1:]] if mixed else texts
+    document = {"schema_version": "1.1", "events": [{"result": {"body": {"data": data}}}], "n": [1, 2]}
+    plain = {"schema_version": "1.1", "events": [{"result": {"body": {"data": values}}}], "n": [1, 2]}
+    assert _json.dumps(document, indent=indent) == _json.dumps(plain, indent=indent)  # type: ignore[arg-type]
+    assert [_json.materialize(t) for t in texts] == values
