@@ -47,14 +47,14 @@ def have_orjson() -> bool:
     return _orjson is not None
 
 
-def _has_nonfinite(value: Any) -> bool:
+def has_nonfinite(value: Any) -> bool:
     kind = type(value)
     if kind is float:
         return not math.isfinite(value)
     if kind is dict:
-        return any(_has_nonfinite(v) for v in value.values())
+        return any(has_nonfinite(v) for v in value.values())
     if kind is list or kind is tuple:
-        return any(_has_nonfinite(v) for v in value)
+        return any(has_nonfinite(v) for v in value)
     return False
 
 
@@ -88,7 +88,7 @@ def compact(value: Any) -> bytes:
             pass
         else:
             # orjson writes NaN and infinities as null; json writes them as NaN / Infinity.
-            if b"null" not in out or not _has_nonfinite(value):
+            if b"null" not in out or not has_nonfinite(value):
                 return out
     return _stdlib_compact(value)
 

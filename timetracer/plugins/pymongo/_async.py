@@ -99,6 +99,22 @@ if AVAILABLE:
     # The sync cursors' bookkeeping below is shared as is: both spell their fields alike (4.9+).
     assert _ASYNC_CURSOR.prefix == CURSOR.prefix and _ASYNC_COMMAND_CURSOR.prefix == COMMAND_CURSOR.prefix
 
+    # What the app reads from a traced async cursor (functions, not a mixin: see ``_cursor``).
+
+    async def _read_next(cursor: Any, base_next: Any) -> Any:
+        try:
+            doc = await base_next(cursor)
+        except StopAsyncIteration:
+            if cursor._tt_state is not None:
+                cursor._tt_state.exhausted = True
+            raise
+        return took(cursor, doc)
+
+    async def _read_batch(cursor: Any, base_batch: Any, result: List[Any], total: Optional[int]) -> bool:
+        before = len(result)
+        more: bool = await base_batch(cursor, result, total)
+        return took_batch(cursor, result, before, more)
+
     class TracedAsyncCursor(AsyncCursor):  # type: ignore[misc]
         """An ``AsyncCursor`` from ``find()`` that records what the app reads, or replays it."""
 
@@ -141,18 +157,10 @@ if AVAILABLE:
             return self._tt_refreshed(state, count, fetches)
 
         async def next(self) -> Any:
-            try:
-                doc = await super().next()
-            except StopAsyncIteration:
-                if self._tt_state is not None:
-                    self._tt_state.exhausted = True
-                raise
-            return took(self, doc)
+            return await _read_next(self, AsyncCursor.next)
 
         async def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
-            before = len(result)
-            more: bool = await super()._next_batch(result, total)
-            return took_batch(self, result, before, more)
+            return await _read_batch(self, AsyncCursor._next_batch, result, total)
 
         async def rewind(self) -> TracedAsyncCursor:
             await super().rewind()
@@ -190,18 +198,10 @@ if AVAILABLE:
             return self._tt_replay_refresh(state)
 
         async def next(self) -> Any:
-            try:
-                doc = await super().next()
-            except StopAsyncIteration:
-                if self._tt_state is not None:
-                    self._tt_state.exhausted = True
-                raise
-            return took(self, doc)
+            return await _read_next(self, AsyncCommandCursor.next)
 
         async def _next_batch(self, result: List[Any], total: Optional[int] = None) -> bool:
-            before = len(result)
-            more: bool = await super()._next_batch(result, total)
-            return took_batch(self, result, before, more)
+            return await _read_batch(self, AsyncCommandCursor._next_batch, result, total)
 
         async def try_next(self) -> Any:
             doc = await super().try_next()

@@ -23,8 +23,6 @@ from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
-    _decodes_plainly,
-    _dict_to_ejson,
     capture_document,
     decode_cached_document,
     decode_value,
@@ -127,12 +125,7 @@ class DocumentOp(Op):
     """Calls returning one document or None (find_one_and_*)."""
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        if result is None:
-            return None
-        codec = _codec(target)
-        if type(result) is dict and _decodes_plainly(codec):
-            return _dict_to_ejson(result)  # what capture_document and stored_document give it
-        return stored_document(capture_document(result, codec))
+        return None if result is None else stored_document(capture_document(result, _codec(target)))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_cached_document(call.body, _codec(target))
@@ -144,16 +137,8 @@ class FindOneOp(DocumentOp):
     def prepare(self, target: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Call:
         if not kwargs and len(args) == 1 and type(args[0]) is dict:
             # The common ``find_one({...})``: the general path below gives the same result.
-            # ``norm.stored`` of a dict starts with this conversion; the codec options it falls
-            # back to are looked up only when the conversion fails.
-            first = args[0]
-            if not first:
-                return Call(self.url(target), {}, args, kwargs)
-            try:
-                value = _dict_to_ejson(first)
-            except Exception:
-                value = norm.stored(first, _codec(target))
-            return Call(self.url(target), {"filter": value}, args, kwargs)
+            normal = {"filter": norm.stored(args[0], _codec(target))} if args[0] else {}
+            return Call(self.url(target), normal, args, kwargs)
         args_list = list(args)
         first = args_list[0] if args_list else kwargs.get("filter")
         if first is not None and not isinstance(first, Mapping):

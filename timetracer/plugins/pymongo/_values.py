@@ -32,7 +32,7 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from timetracer.cassette._json import JsonText
+from timetracer.cassette._json import JsonText, has_nonfinite
 
 try:  # optional (timetracer[fast]): documents converted in C
     import orjson as _orjson
@@ -220,7 +220,7 @@ def from_ejson_many(stored: List[Any]) -> List[Any]:
         text = _orjson.dumps(stored)
     except TypeError:  # an integer beyond 64 bits (hand-edited cassette)
         return [from_ejson(document) for document in stored]
-    if b'"$tt_literal"' in text or (b"null" in text and _has_nonfinite(stored)):
+    if b'"$tt_literal"' in text or (b"null" in text and has_nonfinite(stored)):
         return [from_ejson(document) for document in stored]
     return json.loads(text, object_hook=_marker_hook)
 
@@ -372,7 +372,7 @@ def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
         return _dict_to_ejson(document)
     if uuids and _UUID_TEXT.search(out) is not None:
         return None
-    if out.count(b'{"$') != made or (b"null" in out and _has_nonfinite(document)):
+    if out.count(b'{"$') != made or (b"null" in out and has_nonfinite(document)):
         return _dict_to_ejson(document)
     return JsonText(out)
 
@@ -392,17 +392,6 @@ def stored_documents(captured: List[Any]) -> List[Any]:
     for i, doc in zip(where, decoded):
         out[i] = to_ejson(doc)
     return out
-
-
-def _has_nonfinite(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        return not math.isfinite(value)
-    if kind is dict:
-        return any(_has_nonfinite(v) for v in value.values())
-    if kind is list:
-        return any(_has_nonfinite(v) for v in value)
-    return False
 
 
 def snapshot(document: Any, codec_options: CodecOptions) -> bytes:
