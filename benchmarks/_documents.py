@@ -11,7 +11,9 @@ All modes run in one process, interleaved round by round, one call per session:
 - ``replay_second``: a new session over the same loaded cassette, the second use (its documents
   are kept as BSON then, for every later use);
 - ``replay_again``: a later use (many tests sharing one cassette);
-- ``mongomock``: the same call on mongomock.
+- ``mongomock``: the same call on mongomock;
+- ``floor_*``: the least any way of doing a step costs on this machine, timed in the same rounds
+  (see :func:`_floors`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def documents(config: Dict[str, Any]) -> Dict[str, Any]:
         enable_pymongo()
         return timed(lambda: replay(shared["doc"]))
 
+    floors = _floors(live_big, folder, recorder(Compression.NONE), paths[Compression.NONE])
     rounds = max(5, int(config["rounds"] * 2))
     series = interleave(
         rounds,
@@ -118,6 +121,7 @@ def documents(config: Dict[str, Any]) -> Dict[str, Any]:
             "replay_second": (replay_second, 1),
             "replay_again": (replay_again, 1),
             "mongomock": (mock, 1),
+            **{name: (run, 1) for name, run in floors.items()},
         },
     )
     rows = _rows(series)
@@ -127,3 +131,45 @@ def documents(config: Dict[str, Any]) -> Dict[str, Any]:
     live.close()
     dead.close()
     return {"docs": DOCS, "modes": rows, "sizes": sizes}
+
+
+def _floors(collection: Any, folder: Path, record: Any, cassette: Path) -> Dict[str, Any]:
+    """What the steps recording and replay cannot avoid cost here, with no timetracer code:
+
+    - ``floor_decode``: ``bson.decode_all`` of the 100 documents (raw PyMongo's own decode: making
+      the app's objects, in C);
+    - ``floor_dump``: ``orjson.dumps`` of each decoded document, dates and ids left to orjson's
+      own formats (the least writing the documents as JSON can cost; the stored form needs more);
+    - ``floor_parse``: ``orjson.loads`` of the plain cassette file's bytes (the least reading it
+      can cost);
+    - ``floor_write``: those bytes written to a temp file, fsynced and renamed (the least a
+      durable cassette write can cost); ``floor_write_small``: the same for 2 KB, about the
+      cassette of a request with no database call.
+    """
+    import os
+
+    import bson
+    import orjson
+
+    record()  # a cassette to read and write
+    data = cassette.read_bytes()
+    docs = list(collection.find({"bucket": 3}))
+    raw = b"".join(bson.encode(doc) for doc in docs)
+    temp = folder / "floor.tmp"
+
+    def write(data: bytes = data) -> None:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, folder / "floor.json")
+
+    return {
+        "floor_decode": lambda: timed(lambda: bson.decode_all(raw)),
+        "floor_dump": lambda: timed(lambda: [orjson.dumps(doc) for doc in docs]),
+        "floor_parse": lambda: timed(lambda: orjson.loads(data)),
+        "floor_write": lambda: timed(write),
+        "floor_write_small": lambda: timed(lambda: write(data[:2048])),
+    }

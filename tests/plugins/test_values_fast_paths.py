@@ -1,7 +1,7 @@
 """The fast ways documents are stored and rebuilt give exactly what the exact ways give.
 
 Recording: :func:`_values._json_snapshot` (orjson in one call) writes the same bytes as the
-Python walk ``_dict_to_ejson`` it stands in for. Replay: :func:`_values._build_directly` (stored
+Python walk ``_dict_to_ejson`` it stands in for. Replay: :func:`_rebuild._build_directly` (stored
 JSON rebuilt in place) gives the same objects, by exact type and ``repr`` all the way down, as
 the BSON way (encode, then PyMongo's own decoder with the live codec options).
 
@@ -25,7 +25,7 @@ from bson.dbref import DBRef
 from bson.int64 import Int64
 
 from timetracer.cassette._json import JsonText, loads
-from timetracer.plugins.pymongo import _values
+from timetracer.plugins.pymongo import _rebuild, _values
 
 from ._differential import assert_identical
 
@@ -137,7 +137,7 @@ def test_capture_batch_stores_what_the_exact_path_stores(codec_name: str) -> Non
 
 
 def test_only_the_usual_codec_options_build_documents_directly() -> None:
-    direct = {name for name, codec in CODECS.items() if _values._builds_directly(codec)}
+    direct = {name for name, codec in CODECS.items() if _rebuild._builds_directly(codec)}
     assert direct == {"default", "standard", "unspecified"}  # aware datetimes always go through BSON
 
 
@@ -146,7 +146,7 @@ def test_documents_built_directly_are_what_bson_decodes(codec_name: str) -> None
     codec = CODECS[codec_name]
     stored = [orjson.loads(orjson.dumps(_values.to_ejson(doc))) for doc in _decoded(ALL, codec)]
     expected = _values.decode_documents(stored, codec)
-    built = _values._build_directly(stored, codec)
+    built = _rebuild._build_directly(stored, codec)
     assert built is not None
     assert_identical(built, expected, codec_name)
     # The stored JSON is left as it was (later sessions rebuild from it).
@@ -160,9 +160,36 @@ def test_decode_cached_gives_the_same_documents_the_first_second_and_third_time(
     expected = _values.decode_documents(stored, codec)
     body: Dict[str, Any] = {"captured": True, "data": stored}
     for use in range(3):
-        got = _values.decode_cached(body, 0, 150, codec) + _values.decode_cached(body, 150, len(stored), codec)
+        got = _rebuild.decode_cached(body, 0, 150, codec) + _rebuild.decode_cached(body, 150, len(stored), codec)
         assert_identical(got, expected, f"{codec_name} use {use + 1}")
-        got[0]["changed by the app"] = True  # the next use must not see it
+        _change_everything(got)  # the next use must not see any of it
+    if _rebuild._builds_directly(codec):  # later uses were copies of kept documents
+        kept = body[_rebuild._BUILT_KEY]
+        assert len(kept) == len(stored) and sum(entry is not None for entry in kept) > len(stored) // 3
+
+
+def test_kept_documents_serve_only_the_uuid_representation_they_were_built_for() -> None:
+    documents = [{"u": Binary(uuid.UUID(int=5).bytes, 4), "n": [1, {"a": 2}]}]
+    body: Dict[str, Any] = {"data": [orjson.loads(orjson.dumps(_values.to_ejson(doc))) for doc in _decoded(documents, CODECS["default"])]}
+    for name in ("standard", "unspecified", "standard", "unspecified"):
+        codec = CODECS[name]
+        expected = _values.decode_documents(body["data"], codec)
+        got = _rebuild.decode_cached(body, 0, 1, codec)
+        assert_identical(got, expected, name)
+        assert type(got[0]["u"]) is (uuid.UUID if name == "standard" else Binary)
+        _change_everything(got)
+
+
+def _change_everything(value: Any) -> None:
+    """What an app may do to the documents it got: change every dict and list inside them."""
+    if type(value) is dict:
+        for item in list(value.values()):
+            _change_everything(item)
+        value["changed by the app"] = True
+    elif type(value) is list:
+        for item in list(value):
+            _change_everything(item)
+        value.append("changed by the app")
 
 
 def test_a_user_string_shaped_like_a_uuid_does_not_fool_the_snapshot() -> None:
@@ -187,12 +214,12 @@ def test_a_plain_stored_integer_beyond_32_bits_comes_back_as_bson_would_carry_it
     stored = [{"n": 2**40, "m": -(2**31) - 1, "k": 2**31 - 1, "l": [2**33, 5]}]
     expected = _values.decode_documents(stored, CODECS["default"])
     assert type(expected[0]["n"]) is Int64 and type(expected[0]["k"]) is int
-    assert_identical(_values._build_directly(stored, CODECS["default"]), expected)
+    assert_identical(_rebuild._build_directly(stored, CODECS["default"]), expected)
 
 
 def test_values_bson_cannot_carry_go_the_bson_way_and_non_finite_floats_stay_exact() -> None:
-    assert _values._build_directly([{"n": 2**70}], CODECS["default"]) is None
+    assert _rebuild._build_directly([{"n": 2**70}], CODECS["default"]) is None
     with pytest.raises(OverflowError):
         _values.decode_documents([{"n": 2**70}], CODECS["default"])
     stored = [{"nan": float("nan"), "inf": float("-inf"), "l": [float("inf")]}]  # a stdlib-parsed NaN literal
-    assert_identical(_values._build_directly(stored, CODECS["default"]), _values.decode_documents(stored, CODECS["default"]))
+    assert_identical(_rebuild._build_directly(stored, CODECS["default"]), _values.decode_documents(stored, CODECS["default"]))

@@ -23,10 +23,10 @@ from timetracer.plugins.pymongo import _normalize as norm
 from timetracer.plugins.pymongo._errors import capture_error_safely
 from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import bad_value, guard, passes_through, recorded_error
+from timetracer.plugins.pymongo._rebuild import decode_cached
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
     capture_batch,
-    decode_cached,
     from_ejson,
     reply_codec,
     stored_documents,
