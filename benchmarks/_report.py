@@ -440,6 +440,16 @@ def render(results: Dict[str, Any], meta: Dict[str, str]) -> str:
         f"- Date: {meta['date']}; whole run: {meta['runtime']}. Reproduce with `make bench` or "
         "`python -m benchmarks` (`--json FILE` keeps every round; `--quick` checks the benchmarks run)",
         f"- Machine: {meta['machine']}",
+        *(
+            [
+                f"- Machine speed: {meta['speed']} of CPU for 10 million `total += i` in a Python "
+                "loop. It changes with the host's load (this VM has measured from 2,000 to 3,700 ms "
+                "in one day), and every µs figure moves with it; ratios to raw PyMongo within one "
+                "run do not."
+            ]
+            if "speed" in meta
+            else []
+        ),
         f"- Python {meta['python']}; PyMongo {meta['pymongo']}; mongomock {meta['mongomock']}; "
         f"zstandard {meta['zstandard']}; timetracer {meta['timetracer']}",
         f"- Database: {meta['server']} wire server on localhost (the one the tests use)",

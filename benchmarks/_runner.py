@@ -81,6 +81,19 @@ def _environment() -> Dict[str, str]:
     return env
 
 
+def _speed_probe() -> float:
+    """CPU ms for 10 million additions in a Python loop, best of three: how fast this machine runs
+    Python now (the VM's speed changes with its neighbours' load)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 def _run_group(task: str, config: Dict[str, Any]) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="timetracer-bench-") as folder:
         output = Path(folder) / "result.json"
@@ -119,6 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     scale = 0.2 if options.quick else 1.0
 
     started = time.perf_counter()
+    speed_before = _speed_probe()
     servers = _mongo_server()
     server_python = servers.ensure_venv()  # may build the server venv once; not timed below
     print("timetracer benchmarks: starting the mongoeco wire server", file=sys.stderr, flush=True)
@@ -142,6 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         server.stop()
     elapsed = time.perf_counter() - started
+    speed_after = _speed_probe()
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
@@ -153,6 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "server": _server_version(server_python),
         "rounds": str(rounds) + (" (--quick)" if options.quick else ""),
         "runtime": f"{elapsed:.0f} s",
+        "speed": f"{speed_before:.0f} ms before, {speed_after:.0f} ms after",
     }
     text = _report.render(results, meta)
     print(text)
