@@ -443,9 +443,8 @@ def render(results: Dict[str, Any], meta: Dict[str, str]) -> str:
         *(
             [
                 f"- Machine speed: {meta['speed']} of CPU for 10 million `total += i` in a Python "
-                "loop. It changes with the host's load (this VM has measured from 2,000 to 3,700 ms "
-                "in one day), and every µs figure moves with it; ratios to raw PyMongo within one "
-                "run do not."
+                "function. It changes with the host's load, and every µs figure moves with it; "
+                "ratios to raw PyMongo within one run do not."
             ]
             if "speed" in meta
             else []
