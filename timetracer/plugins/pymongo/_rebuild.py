@@ -77,14 +77,14 @@ def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: Co
     if _builds_directly(codec_options):
         built = _templates(body, stop, codec_options)
         if built is not None:
-            out = []
-            for index in range(start, stop):
-                entry = built[index]
-                if entry is None:  # holds a value the app could change: rebuilt every time
-                    out.append(_rebuild_object(data[index], codec_options)[0])
-                else:
-                    out.append(entry[1](entry[0]))
-            return out
+            entries = built[start:stop]
+            if None not in entries:
+                return [copy(template) for template, copy in entries]
+            # A document holding a value the app could change is rebuilt every time.
+            return [
+                _rebuild_object(data[start + offset], codec_options)[0] if entry is None else entry[1](entry[0])
+                for offset, entry in enumerate(entries)
+            ]
         docs = _build_directly(data[start:stop], codec_options)
         if docs is not None:
             return docs
