@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import bson
 from bson.codec_options import CodecOptions, DatetimeConversion
@@ -218,32 +218,31 @@ def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Tuple
             value = value[LITERAL]
         break
     out = value.copy()  # the scalars copied in C; containers and typed values replaced below
-    parts = []
-    for key, item in value.items():
-        kind = type(item)
-        if kind is dict or kind is list or (kind is int and not _INT32_MIN <= item <= _INT32_MAX):
-            built, plan = _rebuild_value(item, kind, codec_options)
-            out[key] = built
-            if plan is None:
-                parts = None
-            elif plan is not LEAF and parts is not None:
-                parts.append((key, plan))
+    parts = _rebuild_items(out, value.items(), codec_options)
     return out, (None if parts is None else (DICT, tuple(parts)))
 
 
 def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> Tuple[List[Any], Plan]:
     out = items.copy()
-    parts = []
-    for index, item in enumerate(items):
+    parts = _rebuild_items(out, enumerate(items), codec_options)
+    return out, (None if parts is None else (LIST, len(items), tuple(parts)))
+
+
+def _rebuild_items(out: Any, items: Iterable[Tuple[Any, Any]], codec_options: CodecOptions) -> Optional[List[Any]]:
+    """Rebuild, in ``out`` (a copy of a stored object or list), each item that is a container or
+    typed value; returns the plans of the items that are containers, or None if an item cannot be
+    shared between uses."""
+    parts: Optional[List[Any]] = []
+    for where, item in items:
         kind = type(item)
         if kind is dict or kind is list or (kind is int and not _INT32_MIN <= item <= _INT32_MAX):
             built, plan = _rebuild_value(item, kind, codec_options)
-            out[index] = built
+            out[where] = built
             if plan is None:
                 parts = None
             elif plan is not LEAF and parts is not None:
-                parts.append((index, plan))
-    return out, (None if parts is None else (LIST, len(items), tuple(parts)))
+                parts.append((where, plan))
+    return parts
 
 
 def _rebuild_value(item: Any, kind: type, codec_options: CodecOptions) -> Tuple[Any, Plan]:
