@@ -20,6 +20,7 @@ import sys
 from typing import Any, Dict
 
 from benchmarks import _workload as work
+from benchmarks._record_probe import find_one_recording
 from benchmarks._timing import Series, interleave, paired_difference, timed
 from benchmarks._wrappers import wrapper_costs
 
@@ -185,6 +186,7 @@ def timetracer_calls(config: Dict[str, Any]) -> Dict[str, Any]:
     # First, while nothing has replayed in this process (as in production): replay-only guards
     # are installed when a process first replays.
     before_replay = wrapper_costs(live, live_db, rounds, scale)
+    find_one_no_io = find_one_recording(live_db, rounds, scale)
     results: Dict[str, Any] = {}
     for name, (_, call, per) in work.CALLS.items():
         count = max(3, int(per * scale))
@@ -205,4 +207,9 @@ def timetracer_calls(config: Dict[str, Any]) -> Dict[str, Any]:
     after_replay = wrapper_costs(live, live_db, rounds, scale)
     dead.close()
     live.close()
-    return {"calls": results, "wrappers": before_replay, "wrappers_after_replay": after_replay}
+    return {
+        "calls": results,
+        "wrappers": before_replay,
+        "wrappers_after_replay": after_replay,
+        "find_one_recording_no_io": find_one_no_io,
+    }
