@@ -9,7 +9,6 @@ the test server when recording and a port that never answers when replaying.
 
 from __future__ import annotations
 
-import copy
 import datetime
 from typing import Any, Callable, Dict, List
 
@@ -88,9 +87,13 @@ def test_a_cassette_replayed_again_and_again_gives_the_recording_every_time(
     tape: Tape,
 ) -> None:
     fresh_db.items.insert_many(_documents())
+    client = live_client(**codec)
     with tape.record():
-        live = _reads(live_client(**codec)[fresh_db.name])
-    recorded = copy.deepcopy(live)
+        live = _reads(client[fresh_db.name])
+    # What the app gets live, in objects of its own (a deep copy would also copy each datetime's
+    # tzinfo, which PyMongo < 4.9 shows by address).
+    recorded = _reads(client[fresh_db.name])
+    assert_identical(recorded, live, "the same reads, live again")
     _change_everything(live)  # the recording is not the app's objects either
 
     for use in range(1, 6):
