@@ -9,7 +9,7 @@ All modes run in one process, interleaved round by round, one call per session:
 - ``replay_first``: the first use of that cassette file: read and parse (parse cache cleared),
   schema check, session, the call answered (documents converted for the live codec options);
 - ``replay_second``: a new session over the same loaded cassette, the second use (its documents
-  are kept as BSON then, for every later use);
+  are built again and kept as templates then, for every later use);
 - ``replay_again``: a later use (many tests sharing one cassette);
 - ``mongomock``: the same call on mongomock;
 - ``floor_*``: the least any way of doing a step costs on this machine, timed in the same rounds

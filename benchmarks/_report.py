@@ -206,7 +206,8 @@ def _write_floor(results: Dict[str, Any]) -> str:
 
 
 def _floor(modes: Dict[str, Any], name: str, per: float, what: str, unit: str = "x") -> str:
-    """``; floor: <what> <figure>``, the floor's CPU divided by ``per`` (raw's CPU or the count)."""
+    """``; floor, <what>: <figure>``: the floor's CPU divided by ``per`` (raw's CPU, or the number
+    of documents with ``unit`` µs/doc)."""
     if name not in modes:
         return ""
     value = modes[name]["cpu_us"] / per

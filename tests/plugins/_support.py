@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from bson.raw_bson import RawBSONDocument
+from bson.regex import Regex
 from jsonschema import Draft202012Validator
 from pymongo import results
 from pymongo.command_cursor import CommandCursor
@@ -160,3 +161,18 @@ def record_then_replay(
     with tape.replay():
         replayed = work(dead_client()[live_db.name])
     return live, replayed
+
+
+def change_everything(value: Any) -> None:
+    """What an app may do to the documents it got: change every dict, list and ``Regex`` in them
+    (a replay must never hand a later replay anything changed this way)."""
+    if isinstance(value, dict):
+        for item in list(value.values()):
+            change_everything(item)
+        value["changed by the app"] = True
+    elif isinstance(value, list):
+        for item in list(value):
+            change_everything(item)
+        value.append("changed by the app")
+    elif isinstance(value, Regex):
+        value.pattern = "changed by the app"

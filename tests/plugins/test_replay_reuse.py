@@ -18,7 +18,7 @@ from bson.binary import Binary
 from bson.int64 import Int64
 
 from ._differential import assert_identical
-from ._support import Tape
+from ._support import Tape, change_everything
 from .conftest import Blackhole
 
 _EPOCH = datetime.datetime(2024, 1, 1)
@@ -44,20 +44,6 @@ def _documents() -> List[Dict[str, Any]]:
             doc["blob"] = Binary(b"\x01\x02", 5)
         docs.append(doc)
     return docs
-
-
-def _change_everything(value: Any) -> None:
-    """What an app may do to the documents it got: change every dict, list and Regex inside them."""
-    if isinstance(value, dict):
-        for item in list(value.values()):
-            _change_everything(item)
-        value["changed by the app"] = True
-    elif isinstance(value, list):
-        for item in list(value):
-            _change_everything(item)
-        value.append("changed by the app")
-    elif isinstance(value, Regex):
-        value.pattern = "changed by the app"
 
 
 def _reads(db: Any) -> List[Any]:
@@ -94,13 +80,13 @@ def test_a_cassette_replayed_again_and_again_gives_the_recording_every_time(
     # tzinfo, which PyMongo < 4.9 shows by address).
     recorded = _reads(client[fresh_db.name])
     assert_identical(recorded, live, "the same reads, live again")
-    _change_everything(live)  # the recording is not the app's objects either
+    change_everything(live)  # the recording is not the app's objects either
 
     for use in range(1, 6):
         with tape.replay():
             replayed = _reads(dead_client(**codec)[fresh_db.name])
         assert_identical(replayed, recorded, f"replay {use}")
-        _change_everything(replayed)
+        change_everything(replayed)
     blackhole.assert_untouched()
 
 
@@ -120,5 +106,5 @@ def test_replays_with_other_codec_options_share_a_cassette_and_each_get_their_ow
         with tape.replay():
             replayed = _reads(dead_client(**options[name])[fresh_db.name])
         assert_identical(replayed, expected[name], name)
-        _change_everything(replayed)
+        change_everything(replayed)
     assert expected["aware"][0][0]["at"].tzinfo is not None  # the option sets really differ

@@ -28,6 +28,7 @@ from timetracer.cassette._json import JsonText, loads
 from timetracer.plugins.pymongo import _rebuild, _values
 
 from ._differential import assert_identical
+from ._support import change_everything
 
 orjson = pytest.importorskip("orjson")
 
@@ -162,7 +163,7 @@ def test_decode_cached_gives_the_same_documents_the_first_second_and_third_time(
     for use in range(3):
         got = _rebuild.decode_cached(body, 0, 150, codec) + _rebuild.decode_cached(body, 150, len(stored), codec)
         assert_identical(got, expected, f"{codec_name} use {use + 1}")
-        _change_everything(got)  # the next use must not see any of it
+        change_everything(got)  # the next use must not see any of it
     if _rebuild._builds_directly(codec):  # later uses were copies of kept documents
         kept = body[_rebuild._BUILT_KEY]
         assert len(kept) == len(stored) and sum(entry is not None for entry in kept) > len(stored) // 3
@@ -177,19 +178,7 @@ def test_kept_documents_serve_only_the_uuid_representation_they_were_built_for()
         got = _rebuild.decode_cached(body, 0, 1, codec)
         assert_identical(got, expected, name)
         assert type(got[0]["u"]) is (uuid.UUID if name == "standard" else Binary)
-        _change_everything(got)
-
-
-def _change_everything(value: Any) -> None:
-    """What an app may do to the documents it got: change every dict and list inside them."""
-    if type(value) is dict:
-        for item in list(value.values()):
-            _change_everything(item)
-        value["changed by the app"] = True
-    elif type(value) is list:
-        for item in list(value):
-            _change_everything(item)
-        value.append("changed by the app")
+        change_everything(got)
 
 
 def test_a_user_string_shaped_like_a_uuid_does_not_fool_the_snapshot() -> None:
