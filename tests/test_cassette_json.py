@@ -40,12 +40,52 @@ def test_round_trip_matches_stdlib(value: object, indent: object) -> None:
     assert _same(_json.loads(text), expected)
 
 
-def test_plain_layout_indents_the_outline_and_keeps_each_document_on_one_line() -> None:
-    doc = {"events": [{"result": {"body": {"data": [{"_id": 1, "x": {"y": [1, 2]}}, {"_id": 2}]}}}]}
+def _text(value: object) -> _json.JsonText:
+    return _json.JsonText(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def test_plain_layout_indents_the_outline_and_keeps_each_recorded_document_on_one_line() -> None:
+    found = _text({"_id": 2})
+    doc = {"events": [{"result": {"body": {"data": [_text({"_id": 1, "x": {"y": [1, 2]}}), found]}}}]}
+    doc["events"].append({"args": {"filter": {"a": {"$in": [1]}}}, "result": {"body": {"data": found}}})
     lines = _json.dumps(doc).decode().splitlines()
-    assert lines[0] == "{" and lines[1] == '  "events": ['
-    assert '            {"_id":1,"x":{"y":[1,2]}},' in lines
-    assert '            {"_id":2}' in lines
+    assert lines[:6] == ["{", '  "events": [', "    {", '      "result": {', '        "body": {', '          "data": [']
+    assert lines[6:8] == ['            {"_id":1,"x":{"y":[1,2]}},', '            {"_id":2}']
+    assert '            "$in": [' in lines  # arguments: indented all the way down
+    assert '          "data": {"_id":2}' in lines
+
+
+def _orjson_writes(value: object) -> bool:
+    if not _json.have_orjson() or _json.has_nonfinite(value):
+        return False  # orjson writes NaN as null: the fallback is the only writer
+    try:
+        _json._orjson.dumps(value, default=_json._as_fragment)
+    except (TypeError, ValueError):  # big ints, lone surrogates, int keys: the fallback writes them
+        return False
+    return True
+
+
+FALLBACK_CASES = [
+    *[case for case in CASES if _orjson_writes(case)],
+    {"events": _json.FiniteList([{"eid": 1, "data": [_text({"a": [1, {}]}), _text([])], "e": [], "o": {}}]), "n": None},
+    {"deep": [[[[[[[[{"x": [1.5, "s", None, False]}]]]]]]]]},
+]
+
+
+@pytest.mark.skipif(not _json.have_orjson(), reason="compares with orjson's own indented text")
+@pytest.mark.parametrize("value", FALLBACK_CASES)
+def test_the_fallback_writer_writes_the_text_orjson_writes(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _json._orjson.dumps(value, default=_json._as_fragment, option=_json._orjson.OPT_INDENT_2)
+    assert _json.dumps(value) == expected
+    parts: list = []
+    _json._pretty(value, 0, 2, parts.append)
+    assert b"".join(parts) == expected
+
+
+def test_nan_outside_the_recorded_events_is_kept() -> None:
+    document = {"request": {"x": float("nan")}, "events": _json.FiniteList([{"eid": 1, "v": None}])}
+    text = _json.dumps(document)
+    assert b"NaN" in text and math.isnan(json.loads(text)["request"]["x"])
 
 
 def test_loads_accepts_a_byte_order_mark() -> None:
@@ -69,5 +109,12 @@ def test_documents_recorded_as_json_text_are_written_as_the_values_they_hold(ind
     data = [values[0], *texts[1:]] if mixed else texts
     document = {"schema_version": "1.1", "events": [{"result": {"body": {"data": data}}}], "n": [1, 2]}
     plain = {"schema_version": "1.1", "events": [{"result": {"body": {"data": values}}}], "n": [1, 2]}
-    assert _json.dumps(document, indent=indent) == _json.dumps(plain, indent=indent)  # type: ignore[arg-type]
+    written = _json.dumps(document, indent=indent)  # type: ignore[arg-type]
+    if indent is None:
+        assert written == _json.dumps(plain, indent=indent)
+    else:  # indented: each recorded document stays on its line, as it was written
+        assert json.loads(written) == json.loads(_json.dumps(plain, indent=indent))
+        lines = written.decode().splitlines()
+        for text in texts[1:] if mixed else texts:
+            assert any(line.strip().rstrip(",") == text.decode() for line in lines)
     assert [_json.materialize(t) for t in texts] == values

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from timetracer import __version__, context
-from timetracer.cassette._json import materialize
+from timetracer.cassette._json import FiniteList, JsonText, materialize
 from timetracer.cassette.format import SCHEMA_VERSION
 from timetracer.config import Mode, TraceConfig
 from timetracer.hashing import body_hash
@@ -171,8 +171,8 @@ class Session:
     def to_cassette(self, *, for_writing: bool = False) -> Dict[str, Any]:
         """Build the cassette document for this session (record mode).
 
-        Recorded documents may be held as JSON written already (``orjson.Fragment``); the cassette
-        writers take them as they are (``for_writing``), anyone else gets plain values.
+        Recorded documents are held as JSON written already (``JsonText``); the cassette writers
+        take them as they are (``for_writing``), anyone else gets plain values.
         """
         self._run_finalizers()
         session_info: Dict[str, Any] = {
@@ -193,7 +193,9 @@ class Session:
             document["response"] = self.response
         if self.error is not None:
             document["error"] = self.error
-        document["events"] = events = [event for event in self.events if "result" in event]
+        events = [event for event in self.events if "result" in event]
+        # Recorded values are Extended JSON (NaN and infinities marked): the writer need not search them.
+        document["events"] = FiniteList(events) if for_writing else events
         for event in events:
             _fill_body_hash(event)
             if not for_writing:
@@ -240,6 +242,8 @@ def _materialize(event: Event) -> None:
     data = body.get("data") if isinstance(body, dict) else None
     if type(data) is list:
         body["data"] = [materialize(item) for item in data]
+    elif type(data) is JsonText:
+        body["data"] = materialize(data)
 
 
 def _fill_body_hash(event: Event) -> None:

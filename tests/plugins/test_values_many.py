@@ -11,6 +11,7 @@ from bson import Decimal128, ObjectId, Regex
 from bson.binary import UuidRepresentation
 from bson.int64 import Int64
 
+from timetracer.cassette._json import JsonText, compact, materialize
 from timetracer.plugins.pymongo import _values
 
 UTC = datetime.timezone.utc
@@ -47,6 +48,7 @@ def test_stored_documents_matches_stored_document() -> None:
     )
     captured = [_values.capture_document(bson.son.SON(doc), codec) for doc in DOCUMENTS]
     captured.append(_values.to_ejson(DOCUMENTS[0]))
-    assert [repr(d) for d in _values.stored_documents(captured)] == [
-        repr(_values.stored_document(d)) for d in captured
-    ]
+    stored = _values.stored_documents(captured)
+    assert {type(d) for d in stored} == {JsonText}
+    assert [materialize(d) for d in stored] == [_values.stored_document(d) for d in captured]
+    assert [bytes(d) for d in stored] == [compact(_values.stored_document(d)) for d in captured]

@@ -1,10 +1,13 @@
 """Fast JSON for cassette files: orjson when it is installed (``timetracer[fast]``), else ``json``.
 
-Plain cassettes stay indented for review, but only down to :data:`PRETTY_DEPTH`: every value
-below that (each stored document of a result, at ``events[i].result.body.data[j]``) is written
-compact on one line of its own. The standard library indents in pure Python, one call per value;
-this way the Python walk covers only the few containers of the outline and each document is one
-call into C. The file is the same JSON, with the same schema, either way.
+Plain cassettes are indented for review, and each recorded document (a :class:`JsonText`, what
+recording stores every result document as) is written compact on one line of its own. With orjson
+the whole file is one call into C; the standard library's fallback writes the same text.
+
+orjson writes NaN and infinities as ``null``. Recording never stores one as a number (Extended
+JSON marks them ``{"$numberDouble": "NaN"}``), so the writer searches for them only outside a
+:class:`FiniteList` (the events of a cassette being written), and falls back to the standard
+library, which keeps them, when it finds one.
 """
 
 from __future__ import annotations
@@ -17,10 +20,6 @@ try:  # optional: timetracer[fast]
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _orjson = None
-
-# Containers nested less deeply than this are indented; deeper values are written compact.
-# 6 puts each document of ``events[i].result.body.data`` on a line of its own.
-PRETTY_DEPTH = 6
 
 _COMPACT = (",", ":")
 # Every digit read as "0", to find runs of 19+ digits with one C substring search.
@@ -38,8 +37,15 @@ class JsonText(bytes):
 def _as_fragment(value: Any) -> Any:
     # orjson meets a JsonText (bytes, which it has no type for): its JSON, as it is.
     if type(value) is JsonText:
-        return _orjson.Fragment(value)
+        return _orjson.Fragment(bytes(value))  # orjson takes exactly bytes, not a subclass
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+class FiniteList(list):  # type: ignore[type-arg]
+    """A list whose values hold no non-finite float: timetracer built them from Extended JSON,
+    which marks NaN and infinities. :func:`has_nonfinite` does not search it."""
+
+    __slots__ = ()
 
 
 def have_orjson() -> bool:
@@ -48,6 +54,7 @@ def have_orjson() -> bool:
 
 
 def has_nonfinite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or an infinity (a :class:`FiniteList` is not searched)."""
     kind = type(value)
     if kind is float:
         return not math.isfinite(value)
@@ -94,20 +101,32 @@ def compact(value: Any) -> bytes:
 
 
 def dumps(document: Any, *, indent: Optional[int] = 2) -> bytes:
-    """UTF-8 JSON of ``document``: indented down to :data:`PRETTY_DEPTH`, or compact if ``indent`` is None."""
+    """UTF-8 JSON of ``document``: indented (each :class:`JsonText` on one line), or compact if
+    ``indent`` is None."""
     if indent is None:
         return compact(document) if _orjson is not None else _stdlib_compact(document)
+    if indent == 2 and _orjson is not None:
+        try:
+            out = _orjson.dumps(document, default=_as_fragment, option=_orjson.OPT_INDENT_2)
+        except (TypeError, ValueError):  # big ints, lone surrogates, non-str keys: written below
+            pass
+        else:
+            if b"null" not in out or not has_nonfinite(document):
+                return out  # type: ignore[no-any-return]
     parts: List[bytes] = []
     _pretty(document, 0, indent, parts.append)
     return b"".join(parts)
 
 
 def _pretty(value: Any, depth: int, indent: int, emit: Callable[[bytes], Any]) -> None:
+    # What orjson's OPT_INDENT_2 writes, for any indent and for what orjson cannot write.
     kind = type(value)
     if kind is JsonText:
         emit(value)
         return
-    if depth >= PRETTY_DEPTH or (kind is not dict and kind is not list) or not value:
+    if kind is FiniteList:
+        kind = list
+    if (kind is not dict and kind is not list) or not value:
         emit(compact(value))
         return
     inner = b"\n" + b" " * (indent * (depth + 1))

@@ -23,13 +23,12 @@ from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
-    capture_document,
     decode_cached_document,
     decode_value,
     raw_to_ejson,
     reply_codec,
     snapshot_value,
-    stored_document,
+    stored_json,
 )
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ class DocumentOp(Op):
     """Calls returning one document or None (find_one_and_*)."""
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        return None if result is None else stored_document(capture_document(result, _codec(target)))
+        return None if result is None else stored_json(result, _codec(target))
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_cached_document(call.body, _codec(target))
@@ -204,7 +203,7 @@ class CommandOp(Op):
         return call.extra  # type: ignore[no-any-return]
 
     def capture(self, target: Any, result: Any, call: Call) -> Any:
-        return stored_document(capture_document(result, call.extra))
+        return stored_json(result, call.extra)
 
     def replay(self, target: Any, data: Any, call: Call) -> Any:
         return decode_cached_document(call.body, call.extra)

@@ -32,7 +32,7 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from timetracer.cassette._json import JsonText, has_nonfinite
+from timetracer.cassette._json import JsonText, compact, has_nonfinite
 
 try:  # optional (timetracer[fast]): documents converted in C
     import orjson as _orjson
@@ -382,16 +382,26 @@ def stored_document(captured: Any) -> Any:
     return raw_to_ejson(captured) if type(captured) is bytes else captured
 
 
-def stored_documents(captured: List[Any]) -> List[Any]:
-    """:func:`stored_document` of each captured document (BSON snapshots decoded in one call)."""
+def _as_text(stored: Any) -> JsonText:
+    return stored if type(stored) is JsonText else JsonText(compact(stored))
+
+
+def stored_json(document: Any, codec_options: CodecOptions) -> JsonText:
+    """The stored JSON of one document the app received (``find_one``'s, a command's reply),
+    taken now: written in C where :func:`capture_batch` can, else converted and written."""
+    captured = capture_batch((document,), codec_options)[0]
+    return _as_text(stored_document(captured))
+
+
+def stored_documents(captured: List[Any]) -> List[JsonText]:
+    """The stored JSON of each captured document (BSON snapshots decoded in one call)."""
     where = [i for i, doc in enumerate(captured) if type(doc) is bytes]
-    if not where:
-        return list(captured)
     out = list(captured)
-    decoded = bson.decode_all(b"".join([captured[i] for i in where]), CAPTURE_CODEC)
-    for i, doc in zip(where, decoded):
-        out[i] = to_ejson(doc)
-    return out
+    if where:
+        decoded = bson.decode_all(b"".join([captured[i] for i in where]), CAPTURE_CODEC)
+        for i, doc in zip(where, decoded):
+            out[i] = to_ejson(doc)
+    return [_as_text(doc) for doc in out]
 
 
 def snapshot(document: Any, codec_options: CodecOptions) -> bytes:
