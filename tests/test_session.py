@@ -13,11 +13,12 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import timetracer
+from timetracer import session as session_module
 from timetracer.cassette import SCHEMA_VERSION, read_cassette, write_cassette
 from timetracer.config import Compression, Mode, TraceConfig
 from timetracer.errors import ReplayMismatchError, TimeTracerError
 from timetracer.hashing import body_hash
-from timetracer.session import Session, _round_ms
+from timetracer.session import Session
 
 ISO_UTC_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -117,33 +118,40 @@ def test_duration_measures_the_call() -> None:
     assert 15 <= event["duration_ms"] < 5000
 
 
+def _clock(monkeypatch: pytest.MonkeyPatch, readings: List[int]) -> None:
+    ticks = iter(readings)
+    monkeypatch.setattr(session_module, "_now_ns", lambda: next(ticks))
+
+
 def test_duration_is_never_negative_after_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The start is rounded to 3 decimals, possibly up; an end a hair later must not go below zero.
+    # The start is rounded to whole microseconds, possibly up; an end a hair later is not below it.
+    _clock(monkeypatch, [0, 5_000_600, 5_000_610])
     session = recorder()
-    monkeypatch.setattr(session, "offset_ms", lambda: 5.0006)
     event = session.start_event(signature("FIND_ONE", {}), None)
     assert event["start_offset_ms"] == 5.001
-    monkeypatch.setattr(session, "offset_ms", lambda: 5.00061)
     session.end_event(event, result(None))
     assert event["duration_ms"] == 0.0
     assert str(event["duration_ms"]) == "0.0"  # not "-0.0" or "-0.001"
 
 
-def test_offsets_are_rounded_exactly_as_round_does() -> None:
-    # The fast rounding of event offsets must give the very double round(value, 3) gives,
-    # ties and near-ties included (a different last bit would change the cassette's text).
+def test_offsets_are_whole_microseconds_written_with_three_decimals(monkeypatch: pytest.MonkeyPatch) -> None:
     import random
-    import struct
 
     rng = random.Random(20261202)
-    values = [0.0, -0.0, 0.0004, 0.0005, 0.0015, 1.0005, 2.675, 5.0006, 5.00061 - 5.001, -0.0004, 1e12, 1e13]
-    for _ in range(100_000):
-        base = rng.randrange(0, 10**10) / 1000
-        values.append(base + rng.choice([0.0005, -0.0005, 0.0004999999, 0.0005000001, 0.0]))
-        values.append(rng.uniform(0.0, 1e8))
-        values.append(rng.uniform(-1.0, 1.0) * 10.0 ** rng.randint(-7, 9))
-    for value in values:
-        assert struct.pack("d", _round_ms(value)) == struct.pack("d", round(value, 3)), repr(value)
+    starts = [0, 499, 500, 1_499, 1_500, 2_675_000, 999_999_999_499, 10**15 + 500]
+    starts += [rng.randrange(0, 10**13) for _ in range(20_000)]
+    for start in starts:
+        end = start + rng.choice([0, 1, 499, 500, 501, rng.randrange(0, 10**9)])
+        t0 = rng.randrange(0, 10**12)
+        _clock(monkeypatch, [t0, t0 + start, t0 + end])
+        session = recorder()
+        event = session.start_event(signature("FIND_ONE", {}), None)
+        session.end_event(event, result(None))
+        start_us, end_us = (start + 500) // 1000, (end + 500) // 1000  # half up
+        assert event["start_offset_ms"] == start_us / 1000, start
+        assert event["duration_ms"] == (end_us - start_us) / 1000 >= 0.0, (start, end)
+        for value in (event["start_offset_ms"], event["duration_ms"]):
+            assert float(f"{value:.3f}") == value  # exactly the 3-decimal number it shows
 
 
 def test_threads_get_unique_consecutive_eids() -> None:

@@ -27,6 +27,9 @@ Event = Dict[str, Any]
 
 logger = logging.getLogger("timetracer")
 
+# The clock of event offsets (one monotonic clock, in nanoseconds).
+_now_ns = time.perf_counter_ns
+
 
 class Session:
     """The events of one unit of work, being recorded or replayed.
@@ -70,7 +73,7 @@ class Session:
         self.response: Optional[Dict[str, Any]] = None
         self.error: Optional[Dict[str, Any]] = None
         self.recorded_at = datetime.now(timezone.utc)
-        self._t0 = time.perf_counter()
+        self._t0_ns = _now_ns()
         self._events: List[Event] = []
         self._finalizers: List[Callable[[], None]] = []
         self._eids = itertools.count(1)
@@ -88,7 +91,7 @@ class Session:
 
     def offset_ms(self) -> float:
         """Milliseconds since the session started."""
-        return (time.perf_counter() - self._t0) * 1000.0
+        return (_now_ns() - self._t0_ns) / 1e6
 
     def start_event(self, signature: Dict[str, Any], args: Any = None) -> Event:
         """Open an event at the call's start; :meth:`end_event` fills its result.
@@ -112,15 +115,20 @@ class Session:
                 "signature": signature,
                 "args": args,
             }
-        # The clock is read under the lock, so eid order and start_offset_ms order agree.
-        with self._lock:
-            event["start_offset_ms"] = _round_ms(self.offset_ms())
+        # The clock is read under the lock, so eid order and start_offset_ms order agree. Offsets
+        # are whole microseconds (rounded half up), written as milliseconds with 3 decimals.
+        lock = self._lock
+        lock.acquire()
+        try:
+            event["start_offset_ms"] = ((_now_ns() - self._t0_ns + 500) // 1000) / 1000.0
             event["eid"] = next(self._eids)
             self._events.append(event)
             if not self._built:
                 return event
             late = not self._late_warned
             self._late_warned = True
+        finally:
+            lock.release()
         if late:
             logger.warning(
                 "timetracer: %s on %s was called in thread %r after the cassette %s was written, so it "
@@ -135,9 +143,9 @@ class Session:
 
     def end_event(self, event: Event, result: Dict[str, Any]) -> None:
         """Close an event with its ``result`` and the time it took."""
-        # The start was rounded (possibly up), so clamp: a duration is never negative.
-        duration = _round_ms(self.offset_ms() - event["start_offset_ms"])
-        event["duration_ms"] = duration if duration > 0.0 else 0.0
+        # Both ends in whole microseconds of one monotonic clock: never negative, exact.
+        started = int(event["start_offset_ms"] * 1000.0 + 0.5)
+        event["duration_ms"] = ((_now_ns() - self._t0_ns + 500) // 1000 - started) / 1000.0
         event["result"] = result
 
     def on_finish(self, finalizer: Callable[[], None]) -> None:
@@ -193,7 +201,8 @@ class Session:
             document["response"] = self.response
         if self.error is not None:
             document["error"] = self.error
-        events = [event for event in self.events if "result" in event]
+        with self._lock:  # in eid order: eids are given and events appended under the lock
+            events = [event for event in self._events if "result" in event]
         # Recorded values are Extended JSON (NaN and infinities marked): the writer need not search them.
         document["events"] = FiniteList(events) if for_writing else events
         for event in events:
@@ -208,22 +217,6 @@ class Session:
         with self._lock:
             self._built = True
         return document
-
-
-def _round_ms(value: float) -> float:
-    """``round(value, 3)``, without its decimal conversion in the usual case.
-
-    ``round(value, 3)`` is the double nearest to ``n / 1000`` for the integer ``n`` nearest to
-    ``value * 1000`` (exactly); so is ``n / 1000.0``. The product is computed with an error far
-    below 0.01 for the values a session sees (under 10**12 ms), so whenever it is not within 0.01
-    of a tie its nearest integer is ``n``; near a tie, and for anything else, ``round`` decides.
-    """
-    scaled = value * 1000.0
-    if 0.0 < scaled < 1e12:
-        nearest = int(scaled + 0.5)
-        if abs(scaled - nearest) < 0.49:
-            return nearest / 1000.0
-    return round(value, 3)
 
 
 # Run on the events of every cassette being built (plugins warn about what it holds).

@@ -249,7 +249,9 @@ def warn_unreachable(path: Any, events: Any) -> None:
     failed = [
         event
         for event in events
-        if isinstance(event.get("result"), dict) and unreachable(event["result"].get("error"))
+        if type(event.get("result")) is dict
+        and event["result"].get("error") is not None  # the usual event: no call made here
+        and unreachable(event["result"]["error"])
     ]
     if not failed:
         return

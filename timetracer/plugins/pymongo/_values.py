@@ -389,8 +389,14 @@ def _as_text(stored: Any) -> JsonText:
 def stored_json(document: Any, codec_options: CodecOptions) -> JsonText:
     """The stored JSON of one document the app received (``find_one``'s, a command's reply),
     taken now: written in C where :func:`capture_batch` can, else converted and written."""
-    captured = capture_batch((document,), codec_options)[0]
-    return _as_text(stored_document(captured))
+    if type(document) is dict and _orjson is not None and _decodes_plainly(codec_options):
+        uuids = codec_options.uuid_representation != UuidRepresentation.UNSPECIFIED
+        snap = _json_snapshot(document, uuids)  # as capture_batch does, for one document
+        if type(snap) is JsonText:
+            return snap
+        if snap is not None:
+            return _as_text(snap)
+    return _as_text(stored_document(capture_document(document, codec_options)))
 
 
 def stored_documents(captured: List[Any]) -> List[JsonText]:
