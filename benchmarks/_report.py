@@ -192,7 +192,8 @@ def _find_one_recording(results: Dict[str, Any], paired: float, vs_raw: float) -
     return (
         "recording: CPU added per `find_one` beyond raw PyMongo",
         "≤ 10 µs",
-        f"{us(added)} µs with PyMongo's network step stubbed ({us(probe['disabled_us'])} → "
+        f"{us(added)} µs with PyMongo's network step stubbed, cassette built and encoded "
+        f"({us(probe['disabled_us'])} → "
         f"{us(probe['recording_us'])} µs per call; real calls, paired: {real})",
         _verdict(added <= 10.0),
     )

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict
 import pytest
 
 from timetracer.cassette import read_cassette, storage, write_cassette
+from timetracer.cassette._json import FiniteList, JsonText
 from timetracer.config import Compression
 from timetracer.errors import CassetteError, CassetteNotFoundError, TimeTracerError
 
@@ -99,6 +100,43 @@ def test_plain_files_are_readable_json(tmp_path: Path) -> None:
     assert "\n  " in text  # indented, for diffs in review
     assert "Zürich 東京" in text  # not \u-escaped
     assert json.loads(text) == make_cassette()
+
+
+def _recorded_layout() -> Dict[str, Any]:
+    found = [{"_id": {"$oid": "650000000000000000000001"}, "n": 1.5, "tags": ["a", "b"]}, {"_id": 2, "s": "é"}]
+    texts = [JsonText(json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()) for d in found]
+    document = make_cassette()
+    template = document["events"][0]
+
+    def event(eid: int, method: str, result: Dict[str, Any]) -> Dict[str, Any]:
+        signature = {**template["signature"], "method": method}
+        return {**template, "eid": eid, "signature": signature, "result": result}
+
+    document["events"] = FiniteList(
+        [
+            event(1, "FIND", {"status": 0, "body": {"captured": True, "data": texts}}),
+            event(2, "FIND_ONE", {"status": 0, "body": {"captured": True, "data": texts[0]}}),
+            event(3, "INSERT_ONE", {"status": 0, "body": {"captured": True, "data": {"inserted_id": 7, "acknowledged": True}}}),
+            event(4, "COUNT_DOCUMENTS", {"status": 0, "body": {"captured": True, "data": 3}}),
+        ]
+    )
+    document["events"][0]["args"] = {"filter": {"a": {"$in": [1, 2]}}}
+    return document
+
+
+def test_a_cassette_read_and_written_again_is_the_same_file(tmp_path: Path) -> None:
+    # What recording writes (documents held as JSON text) and what a reader of the file writes back
+    # (plain values): the same bytes, each stored document on its own line.
+    recorded = write_cassette(tmp_path / "a.json", _recorded_layout(), Compression.NONE)
+    loaded = read_cassette(recorded)
+    before = json.dumps(loaded)
+    again = write_cassette(tmp_path / "b.json", loaded, Compression.NONE)
+    assert again.read_bytes() == recorded.read_bytes()
+    assert json.dumps(loaded) == before  # the document given was not changed
+    lines = recorded.read_text(encoding="utf-8").splitlines()
+    assert '            {"_id":{"$oid":"650000000000000000000001"},"n":1.5,"tags":["a","b"]},' in lines
+    assert '          "data": {"_id":{"$oid":"650000000000000000000001"},"n":1.5,"tags":["a","b"]}' in lines
+    assert '          "data": {"inserted_id":7,"acknowledged":true}' in lines
 
 
 def test_gzip_file_is_gzip(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ naming the file, never a traceback. ``record``/``replay`` exit as the script doe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, NoReturn, Optional
 
@@ -55,7 +56,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     prog = f"timetracer {options.command}"
     try:
-        return int(options.run(options))
+        status = int(options.run(options))
+        if options.command not in ("record", "replay"):
+            sys.stdout.flush()  # a closed pipe is seen here, not at exit
+        return status
+    except BrokenPipeError:
+        if options.command in ("record", "replay"):
+            raise  # the script's own output: as `python script.py` would do
+        return _reader_gone()
     except CommandError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -67,6 +75,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise  # the script's own error: shown as `python script.py` would show it
         print(f"{prog}: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _reader_gone() -> int:
+    """The reader of stdout closed it (``timetracer ls | head -1``): stop quietly, as ``ls`` does,
+    with 128 + SIGPIPE; what is still buffered goes nowhere, not to a traceback at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (embedded): nothing is flushed at exit anyway
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 from timetracer.cassette.storage import write_cassette
 from timetracer.config import Compression
 
-from .conftest import Recorded, assert_one_line_error, cli, example_env
+from .conftest import SCRIPT, Recorded, assert_one_line_error, cli, example_env
 
 
 def _add_compressed_copies(shop: Recorded) -> tuple:
@@ -134,3 +136,24 @@ def test_show_json_is_the_parsed_cassette_whatever_the_compression(shop_copy: Re
         assert json.loads(run.stdout) == shop_copy.document(prefix)
     run = cli("show", str(zst))
     assert run.stdout.splitlines()[1].startswith("GET /users/456 -> 200")
+
+
+def test_a_reader_that_closes_the_pipe_early_stops_the_command_quietly(shop_copy: Recorded) -> None:
+    # `timetracer validate DIR | head -1`: the reader is gone before the command writes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for command in (["ls", str(shop_copy.directory)], ["validate", str(shop_copy.directory)]):
+            run = subprocess.run(
+                [str(SCRIPT), *command],
+                env=example_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+            )
+            assert run.stderr == "", run.stderr  # no "internal error", no traceback at exit
+            assert run.returncode == 141  # 128 + SIGPIPE, as ls and git end
+    finally:
+        os.close(write_end)

@@ -103,13 +103,45 @@ def encode(document: Dict[str, Any], compression: Compression) -> bytes:
     """Serialise a cassette document: indented JSON when plain (each stored document on one line),
     compact when compressed."""
     if compression is Compression.NONE:
-        return _json.dumps(document, indent=2) + b"\n"
+        return _json.dumps(_documents_as_text(document), indent=2) + b"\n"
     raw = _json.dumps(document, indent=None)
     if compression is Compression.GZIP:
         # zlib directly (not the gzip module): a fixed header with mtime 0, no import at write time.
         packer = zlib.compressobj(6, zlib.DEFLATED, 31)
         return packer.compress(raw) + packer.flush()
     return _zstd().ZstdCompressor(level=10).compress(raw)
+
+
+def _documents_as_text(document: Dict[str, Any]) -> Dict[str, Any]:
+    """``document`` with every stored result document (``events[i].result.body.data``, or each of
+    its items) as :class:`~timetracer.cassette._json.JsonText`, which the writer puts on one line.
+
+    Recording stores them so already; a cassette read from a file (or built for reading) holds
+    plain values, and is copied where it differs, never changed.
+    """
+    events = document.get("events")
+    if type(events) is not list and type(events) is not _json.FiniteList:
+        return document
+    changed: Dict[int, Any] = {}
+    for index, event in enumerate(events):
+        result = event.get("result") if type(event) is dict else None
+        body = result.get("body") if type(result) is dict else None
+        data = body.get("data") if type(body) is dict else None
+        if type(data) is dict:
+            data = _json.JsonText(_json.compact(data))
+        elif type(data) is list and any(type(item) is not _json.JsonText for item in data):
+            data = [_as_line(item) for item in data]
+        else:
+            continue
+        changed[index] = {**event, "result": {**result, "body": {**body, "data": data}}}  # type: ignore[dict-item]
+    if not changed:
+        return document
+    copied = [changed.get(index, event) for index, event in enumerate(events)]
+    return {**document, "events": type(events)(copied)}
+
+
+def _as_line(item: Any) -> Any:
+    return _json.JsonText(_json.compact(item)) if type(item) is dict else item
 
 
 def _too_big(path: Union[str, Path], limit: int) -> CassetteError:
