@@ -80,7 +80,8 @@ class Tape:
         self.save(session)
 
     def save(self, session: Session) -> Dict[str, Any]:
-        write_cassette(self.path, session.to_cassette(), Compression.NONE)
+        # As the middleware writes it: recorded documents as JSON text, events not searched for NaN.
+        write_cassette(self.path, session.to_cassette(for_writing=True), Compression.NONE)
         self.document = read_cassette(self.path)
         validate_against_schema(self.document)
         return self.document
