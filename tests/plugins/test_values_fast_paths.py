@@ -169,6 +169,22 @@ def test_decode_cached_gives_the_same_documents_the_first_second_and_third_time(
         assert len(kept) == len(stored) and sum(entry is not None for entry in kept) > len(stored) // 3
 
 
+@pytest.mark.parametrize("codec_name", sorted(CODECS))
+def test_a_single_document_result_is_the_same_the_first_second_and_third_time(codec_name: str) -> None:
+    # find_one, a command's reply: built directly the first time, decoded from kept BSON after.
+    codec = CODECS[codec_name]
+    for document in _decoded(ALL, codec):
+        stored = orjson.loads(orjson.dumps(_values.to_ejson(document)))
+        (expected,) = _values.decode_documents([stored], codec)
+        body: Dict[str, Any] = {"captured": True, "data": stored}
+        for use in range(3):
+            got = _rebuild.decode_cached_document(body, codec)
+            assert_identical(got, expected, f"{codec_name} use {use + 1}")
+            change_everything([got])  # the next use must not see any of it
+        assert type(body.get(_values._CACHE_KEY)) is bytes  # the BSON kept from the second use
+    assert _rebuild.decode_cached_document({"captured": True, "data": None}, codec) is None
+
+
 def test_kept_documents_serve_only_the_uuid_representation_they_were_built_for() -> None:
     documents = [{"u": Binary(uuid.UUID(int=5).bytes, 4), "n": [1, {"a": 2}]}]
     body: Dict[str, Any] = {"data": [orjson.loads(orjson.dumps(_values.to_ejson(doc))) for doc in _decoded(documents, CODECS["default"])]}

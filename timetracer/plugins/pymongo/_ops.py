@@ -21,9 +21,9 @@ from timetracer.plugins.pymongo._cursor import TracedCommandCursor
 from timetracer.plugins.pymongo._errors import capture_error_safely
 from timetracer.plugins.pymongo._failures import capture_failed
 from timetracer.plugins.pymongo._guard import check_shape, guard, recorded_error
+from timetracer.plugins.pymongo._rebuild import decode_cached_document
 from timetracer.plugins.pymongo._signature import signature_for
 from timetracer.plugins.pymongo._values import (
-    decode_cached_document,
     decode_value,
     raw_to_ejson,
     reply_codec,

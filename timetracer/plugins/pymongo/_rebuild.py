@@ -14,6 +14,8 @@ than decoding the documents again. A document holding a value the app could chan
 the stored JSON each time.
 
 Any other codec options go through BSON and PyMongo's own decoder (:func:`decode_cached`).
+A result of one document (``find_one``, a command's reply) is built directly the first time and
+decoded from BSON kept per loaded cassette after that (:func:`decode_cached_document`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from bson.objectid import ObjectId
 from bson.timestamp import Timestamp
 
 from timetracer.plugins.pymongo._values import (
+    _CACHE_KEY,
     LITERAL,
     MARKERS,
     REPLAY_ENCODE_CODEC,
     _orjson,
     cached_bson,
+    encode_stored,
     from_ejson,
 )
 
@@ -90,6 +94,27 @@ def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: Co
             return docs
     raws = cached_bson(body, start, stop)
     return bson.decode_all(b"".join(raws), codec_options) if raws else []
+
+
+def decode_cached_document(body: Dict[str, Any], codec_options: CodecOptions) -> Any:
+    """The one stored document of a result body (or ``None``), as the live client would decode it:
+    built directly from the stored JSON the first time (as :func:`decode_cached` builds a cursor's
+    documents), from BSON encoded once per loaded cassette after that."""
+    data = body.get("data")
+    if data is None:
+        return None
+    raw = body.get(_CACHE_KEY)
+    if type(raw) is not bytes:
+        if type(data) is dict and _builds_directly(codec_options):
+            with _lock:
+                first = not body.get(_SEEN_KEY)
+                body[_SEEN_KEY] = 1
+            if first:
+                built = _build_directly([data], codec_options)
+                if built is not None:
+                    return built[0]
+        raw = body[_CACHE_KEY] = encode_stored(data)
+    return bson.decode(raw, codec_options)
 
 
 def _templates(body: Dict[str, Any], stop: int, codec_options: CodecOptions) -> Optional[List[Any]]:

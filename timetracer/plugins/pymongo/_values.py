@@ -463,17 +463,6 @@ def cached_bson(body: Dict[str, Any], start: int, stop: int) -> List[bytes]:
         return cache[start:stop]
 
 
-def decode_cached_document(body: Dict[str, Any], codec_options: CodecOptions) -> Any:
-    """The one stored document of a result body (or ``None``), decoded with the live codec."""
-    data = body.get("data")
-    if data is None:
-        return None
-    raw = body.get(_CACHE_KEY)
-    if type(raw) is not bytes:
-        raw = body[_CACHE_KEY] = encode_stored(data)
-    return bson.decode(raw, codec_options)
-
-
 def decode_documents(stored: List[Any], codec_options: CodecOptions) -> List[Any]:
     """Stored documents decoded exactly as the live client would decode them."""
     if not stored:
