@@ -15,6 +15,8 @@ from pymongo.mongo_client import MongoClient
 from timetracer.plugins import disable_pymongo, enable_pymongo
 from timetracer.plugins.pymongo import is_enabled
 
+from ._support import assert_same, observe
+
 PATCHED_CLASSES = (Collection, Database, MongoClient, Cursor)
 
 
@@ -106,6 +108,57 @@ def test_without_a_session_calls_reach_pymongo_untouched(fresh_db: Any) -> None:
     assert type(cursor) is Cursor  # not the traced subclass: no session, no tracing
     assert list(cursor) == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert fresh_db.items.count_documents({}) == 3
+
+
+# A wrapper passes the method's first argument on by position (it is not packed with the rest):
+# every way an app passes arguments must still reach PyMongo exactly as given, errors included.
+ARGUMENT_FORMS: Dict[str, Callable[[Any], Any]] = {
+    "find_one-positional": lambda c: c.find_one({"i": 1}),
+    "find_one-keyword": lambda c: c.find_one(filter={"i": 2}),
+    "find_one-none": lambda c: c.find_one(),
+    "find_one-an-id-and-keywords": lambda c: c.find_one(0, projection={"i": 1}, skip=0),
+    "find_one-filter-twice": lambda c: c.find_one({"i": 1}, filter={"i": 2}),
+    "find_one-too-many": lambda c: c.find_one({}, None, *range(30)),
+    "find-positional-and-keyword": lambda c: c.find({"i": {"$gt": 0}}, {"_id": 0}, sort=[("i", -1)]),
+    "find-keywords-only": lambda c: c.find(projection={"_id": 0}, filter={"i": 2}),
+    "find-none": lambda c: c.find().sort("i"),
+    "count_documents-keyword": lambda c: c.count_documents(filter={"i": {"$lt": 2}}),
+    "update_one-keywords": lambda c: c.update_one(update={"$set": {"j": 1}}, filter={"i": 0}),
+    "update_one-missing-update": lambda c: c.update_one({"i": 0}),
+    "insert_one-none": lambda c: c.insert_one(),
+    "insert_one-unknown-keyword": lambda c: c.insert_one({"i": 9}, nonsense=1),
+    "distinct-positional": lambda c: c.distinct("i", {"i": {"$gt": 0}}),
+}
+
+
+def _outcome(work: Callable[[Any], Any], collection: Any) -> Any:
+    try:
+        return ("returned", observe(work(collection)))
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+
+
+@pytest.mark.parametrize("form", sorted(ARGUMENT_FORMS))
+def test_without_a_session_every_form_of_arguments_reaches_pymongo_as_given(form: str, fresh_db: Any) -> None:
+    work = ARGUMENT_FORMS[form]
+    outcomes = []
+    for enabled in (False, True, False):
+        fresh_db.items.drop()
+        fresh_db.items.insert_many([{"_id": i, "i": i} for i in range(3)])
+        if enabled:
+            enable_pymongo()
+        else:
+            disable_pymongo()
+        try:
+            outcomes.append(_outcome(work, fresh_db.items))
+        finally:
+            enable_pymongo()
+    off, on, again = outcomes
+    assert on[0] == off[0] == again[0], outcomes
+    if off[0] == "returned":
+        assert_same(on[1], off[1])
+    else:
+        assert on == off, outcomes
 
 
 def test_wrappers_keep_the_pymongo_names_and_docs() -> None:

@@ -144,6 +144,17 @@ CASES: List[Any] = [
     ("plain", "aggregate-a-tuple", lambda c: c.aggregate(({"$match": {}},))),
     ("plain", "insert_one-not-a-document", lambda c: c.insert_one("text")),
     ("plain", "find_one_and_update-no-operator", lambda c: c.find_one_and_update({"_id": 1}, {"price": 1})),
+    # Every way of passing arguments reaches PyMongo as the app passed it.
+    ("plain", "find_one-filter-keyword", lambda c: c.find_one(filter={"_id": 2})),
+    ("plain", "find_one-no-arguments", lambda c: c.find_one()),
+    ("plain", "find_one-id-and-keyword", lambda c: c.find_one(3, projection={"name": 1})),
+    ("plain", "find-keywords-only", lambda c: c.find(filter={"_id": {"$gt": 2}}, projection={"name": 1}).sort("_id")),
+    ("plain", "find-positional-and-keyword", lambda c: c.find({"_id": {"$lt": 4}}, {"name": 1}, skip=1).sort("_id")),
+    ("plain", "find-no-arguments", lambda c: c.find().sort("_id")),
+    ("plain", "update_one-keywords-only", lambda c: c.update_one(update={"$set": {"name": "k"}}, filter={"_id": 1})),
+    ("plain", "count_documents-keyword", lambda c: c.count_documents(filter={"_id": {"$gte": 2}})),
+    ("plain", "find_one-filter-twice", lambda c: c.find_one({"_id": 1}, filter={"_id": 2})),
+    ("plain", "insert_one-no-document", lambda c: c.insert_one()),
     # Values that cannot be encoded: raised on the client side, before anything is sent.
     ("plain", "insert_one-uuid-unspecified", lambda c: c.insert_one({"_id": 50, "u": uuid.UUID(int=5)})),
     ("plain", "insert_one-uuid-id-unspecified", lambda c: c.insert_one({"_id": uuid.UUID(int=6)})),

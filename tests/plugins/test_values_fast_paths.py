@@ -137,6 +137,36 @@ def test_capture_batch_stores_what_the_exact_path_stores(codec_name: str) -> Non
     assert [bytes(c) for c in captured] == exact
 
 
+def _plain_batch(count: int) -> List[Dict[str, Any]]:
+    # Documents the one-call batch writes whole: dates, ids, nulls, and text with the bytes it
+    # cuts at (NUL, commas) or counts (``$``, ``{"$``) inside strings.
+    at = datetime.datetime(2024, 5, 6, 7, 8, 9, 123000)
+    return [
+        {"_id": ObjectId(bytes([i]) * 12), "n": i, "at": at, "none": None, "f": 0.5 * i,
+         "s": f'${i} ,\x00, {{"$date": 1}} null', "l": [Int64(i), {"k": "\x00"}]}
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("codec_name", sorted(CODECS))
+def test_a_batch_written_in_one_call_is_cut_into_each_documents_own_json(codec_name: str) -> None:
+    codec = CODECS[codec_name]
+    plain = _decoded(_plain_batch(12), codec)
+    whole = _values._json_snapshots(plain, codec.uuid_representation != UuidRepresentation.UNSPECIFIED)
+    if _values._decodes_plainly(codec):
+        assert whole is not None  # the one call was enough
+        assert [bytes(text) for text in whole] == [compact(_values._dict_to_ejson(doc)) for doc in plain]
+    # One document the call cannot write exactly, anywhere in a batch: every document still
+    # stores what the exact path stores (the others written by the one call where they can be).
+    for tricky in _decoded(DOCUMENTS, codec):
+        for position in (0, 5, 12):
+            batch = list(plain)
+            batch.insert(position, tricky)
+            captured = _values.stored_documents(_values.capture_batch(batch, codec))
+            exact = [compact(_values.stored_document(_values.capture_document(doc, codec))) for doc in batch]
+            assert [bytes(c) for c in captured] == exact, (position, tricky)
+
+
 def test_only_the_usual_codec_options_build_documents_directly() -> None:
     direct = {name for name, codec in CODECS.items() if _rebuild._builds_directly(codec)}
     assert direct == {"default", "standard", "unspecified"}  # aware datetimes always go through BSON

@@ -116,18 +116,31 @@ def _ops_table(
 # read and, with no session, one module attribute read (is script mode still undecided?).
 _get_active = context._active.get
 
+# A wrapper names the method's first argument (``filter``, ``document``, ``command``...) as ``_tt_first``
+# and passes it on positionally: in the usual call, ``coll.find_one({...})``, nothing is packed
+# into a tuple and unpacked again, which is most of what a wrapper with only ``*args, **kwargs``
+# costs. A first argument passed by keyword stays in ``kwargs``; ``_NO_ARG`` means none was given.
+_NO_ARG: Any = object()
+
 
 def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
     get_active = _get_active
     inside = _ops._inside.get
     run = _ops.run
+    none = _NO_ARG
 
     @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, _tt_first: Any = none, *args: Any, **kwargs: Any) -> Any:
         session = get_active()
-        if session is None:
-            if context._fallback is None:
+        if session is None and context._fallback is None:
+            if _tt_first is none:
                 return original(self, *args, **kwargs)
+            if args or kwargs:
+                return original(self, _tt_first, *args, **kwargs)
+            return original(self, _tt_first)
+        if _tt_first is not none:
+            args = (_tt_first, *args)
+        if session is None:
             session = context.current()
             if session is None:
                 return original(self, *args, **kwargs)
@@ -144,13 +157,20 @@ def _wrap_find(
     """``find``: a ``plain`` cursor built while a session is active becomes a ``traced`` one."""
     get_active = _get_active
     inside = _ops._inside.get
+    none = _NO_ARG
 
     @functools.wraps(original)
-    def find(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def find(self: Any, _tt_first: Any = none, *args: Any, **kwargs: Any) -> Any:
         session = get_active()
-        if session is None:
-            if context._fallback is None:
+        if session is None and context._fallback is None:
+            if _tt_first is none:
                 return original(self, *args, **kwargs)
+            if args or kwargs:
+                return original(self, _tt_first, *args, **kwargs)
+            return original(self, _tt_first)
+        if _tt_first is not none:
+            args = (_tt_first, *args)
+        if session is None:
             session = context.current()
             if session is None:
                 return original(self, *args, **kwargs)

@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import bson
 import bson.tz_util
@@ -307,18 +307,24 @@ def capture_document(document: Any, codec_options: CodecOptions) -> Any:
 def capture_batch(documents: Iterable[Any], codec_options: CodecOptions) -> List[Any]:
     """Snapshots of a batch of documents PyMongo just decoded, before the app has any of them.
 
-    With orjson and the usual codec options, each document is written to its final JSON at once,
-    in C (:func:`_json_snapshot`): a :class:`~timetracer.cassette._json.JsonText` the cassette
-    writer copies as it is.
-    Anything else goes through :func:`capture_document`.
+    With orjson and the usual codec options, the whole batch is written to its final JSON at
+    once, in one C call (:func:`_json_snapshots`): a
+    :class:`~timetracer.cassette._json.JsonText` per document, which the cassette writer copies as
+    it is. A batch that call cannot write exactly goes document by document
+    (:func:`_json_snapshot`), and anything else through :func:`capture_document`.
     """
     if _orjson is None or not _decodes_plainly(codec_options):
         return [capture_document(document, codec_options) for document in documents]
     # orjson writes a uuid.UUID (what subtype 4 decodes to with a STANDARD client) as a plain
     # string, without asking: such output is looked for, and a document with any goes the long way.
     uuids = codec_options.uuid_representation != UuidRepresentation.UNSPECIFIED
+    batch = documents if type(documents) is list else list(documents)
+    if all(type(document) is dict for document in batch):
+        whole = _json_snapshots(batch, uuids)
+        if whole is not None:
+            return whole
     out = []
-    for document in documents:
+    for document in batch:
         snap = _json_snapshot(document, uuids) if type(document) is dict else None
         out.append(capture_document(document, codec_options) if snap is None else snap)
     return out
@@ -329,20 +335,17 @@ _BSON_UTC = bson.tz_util.utc
 
 # How orjson writes a uuid.UUID.
 _UUID_TEXT = re.compile(rb'"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"')
+if _orjson is not None:
+    # Put between the documents of a batch written in one call: orjson copies a fragment as it
+    # is, and never writes a raw NUL byte itself (it escapes one in a string as \u0000), so
+    # ``,\0,`` in the output is exactly where one document ends and the next begins.
+    _BETWEEN = _orjson.Fragment(b"\x00")
 
 
-def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
-    """A document's stored JSON, written by orjson in one call: the compact bytes of
-    ``_dict_to_ejson(document)``, exactly.
-
-    orjson hands over only what JSON has no type for (dates, ids, ``Int64``, binaries...), and each
-    comes back as its marker. The result is checked, cheaply, for the two things orjson cannot do:
-    a user object whose first key starts with ``$`` (it may need the ``$tt_literal`` escape: every
-    ``{"$`` in the output must be one of the markers written here) and a non-finite float (orjson
-    writes ``null``). Either, or any error, means the exact Python walk instead. With ``uuids``
-    (the client decodes UUIDs), text that may be a uuid.UUID written as a string means None: the
-    caller converts that document another way.
-    """
+def _dumps_stored(value: Any) -> Tuple[bytes, int]:
+    """``value`` (a document, or a list of them) written by orjson in one call, every value JSON has
+    no type for (dates, ids, ``Int64``, binaries...) as its Extended JSON marker; and how many
+    ``{"$`` a marker put in the output."""
     made = 0
 
     def marker(value: Any) -> Any:
@@ -366,15 +369,60 @@ def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
         made += piece.count(b'{"$')
         return _orjson.Fragment(piece)
 
+    out = _orjson.dumps(value, default=marker, option=_SNAPSHOT_OPTIONS)
+    return out, made
+
+
+def _json_snapshot(document: Dict[str, Any], uuids: bool = False) -> Any:
+    """A document's stored JSON, written by orjson in one call: the compact bytes of
+    ``_dict_to_ejson(document)``, exactly.
+
+    orjson hands over only what JSON has no type for, and each comes back as its marker
+    (:func:`_dumps_stored`). The result is checked, cheaply, for the two things orjson cannot do:
+    a user object whose first key starts with ``$`` (it may need the ``$tt_literal`` escape: every
+    ``{"$`` in the output must be one of the markers written here) and a non-finite float (orjson
+    writes ``null``). Either, or any error, means the exact Python walk instead. With ``uuids``
+    (the client decodes UUIDs), text that may be a uuid.UUID written as a string means None: the
+    caller converts that document another way.
+    """
     try:
-        out = _orjson.dumps(document, default=marker, option=_SNAPSHOT_OPTIONS)
+        out, made = _dumps_stored(document)
     except (TypeError, ValueError):  # e.g. a key that is not a string: the exact walk says what to do
         return _dict_to_ejson(document)
     if uuids and _UUID_TEXT.search(out) is not None:
         return None
-    if out.count(b'{"$') != made or (b"null" in out and has_nonfinite(document)):
-        return _dict_to_ejson(document)
+    if (out.count(b"$") != made and out.count(b'{"$') != made) or (b"null" in out and has_nonfinite(document)):
+        return _dict_to_ejson(document)  # (one-byte count first: see _json_snapshots)
     return JsonText(out)
+
+
+def _json_snapshots(documents: List[Dict[str, Any]], uuids: bool) -> Optional[List[Any]]:
+    """What :func:`_json_snapshot` gives for each document, written by one orjson call for the
+    whole batch and cut apart at the separators; None if any document needs more than that
+    call (then the caller goes document by document). A document with a ``null`` that stands for
+    a non-finite float is written the exact way, alone."""
+    count = len(documents)
+    if count == 0:
+        return []
+    sequence: List[Any] = [_BETWEEN] * (2 * count - 1)
+    sequence[::2] = documents
+    try:
+        out, made = _dumps_stored(sequence)
+    except (TypeError, ValueError):
+        return None
+    # Every ``{"$`` must be a marker's. Counting one byte is the quicker scan, and enough when
+    # each ``$`` in the output is a marker's; else the markers' own prefix is counted.
+    if (out.count(b"$") != made and out.count(b'{"$') != made) or (uuids and _UUID_TEXT.search(out) is not None):
+        return None
+    parts = out.split(b"\x00")  # "[doc,", ",doc,", ... ",doc]": one byte cut from each end
+    if len(parts) != count:  # cannot happen (see _BETWEEN); never cut documents wrongly
+        return None
+    texts: List[Any] = [JsonText(part[1:-1]) for part in parts]
+    if b"null" in out:
+        for index, part in enumerate(texts):
+            if b"null" in part and has_nonfinite(documents[index]):
+                texts[index] = _dict_to_ejson(documents[index])
+    return texts
 
 
 def stored_document(captured: Any) -> Any:
