@@ -119,3 +119,45 @@ def test_documents_recorded_as_json_text_are_written_as_the_values_they_hold(ind
         for text in texts:
             assert any(line.strip().rstrip(",") == text.decode() for line in lines)
     assert [_json.materialize(t) for t in texts] == values
+
+
+def _nonfinite_reference(value: object) -> bool:
+    # The plain recursive definition: any float inside a dict, list or tuple that is not finite.
+    if isinstance(value, _json.FiniteList):
+        return False
+    if type(value) is float:
+        return not math.isfinite(value)
+    if type(value) is dict:
+        return any(_nonfinite_reference(v) for v in value.values())
+    if type(value) in (list, tuple):
+        return any(_nonfinite_reference(v) for v in value)
+    return False
+
+
+def test_has_nonfinite_finds_every_nan_and_infinity_and_nothing_else() -> None:
+    import random
+
+    rng = random.Random(7)
+    leaves = [1.5, -0.0, 0.0, 1e308, -1e-308, float("nan"), float("inf"), -float("inf"), None, 0, "nan", True]
+
+    def value(depth: int) -> object:
+        kind = rng.randrange(6 if depth < 4 else 1)
+        if kind == 0 or depth >= 4:
+            return rng.choice(leaves)
+        items = [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if kind == 1:
+            return {f"k{i}": item for i, item in enumerate(items)}
+        if kind == 2:
+            return tuple(items)
+        if kind == 3:
+            return _json.FiniteList(items)  # never searched: recorded values are marked already
+        return items
+
+    values = [value(0) for _ in range(3000)]
+    found = [_json.has_nonfinite(v) for v in values]
+    assert found == [_nonfinite_reference(v) for v in values]
+    assert 300 < sum(found) < 2700  # both answers are common
+    deep: object = float("nan")
+    for _ in range(5000):  # deeper than the recursion limit
+        deep = [{"a": deep}]
+    assert _json.has_nonfinite(deep) and not _json.has_nonfinite([[{"a": [1.0, None]}]] * 3)

@@ -54,14 +54,27 @@ def have_orjson() -> bool:
 
 
 def has_nonfinite(value: Any) -> bool:
-    """Whether ``value`` holds a NaN or an infinity (a :class:`FiniteList` is not searched)."""
+    """Whether ``value`` holds a NaN or an infinity (a :class:`FiniteList` is not searched).
+
+    Asked of every recorded document whose JSON has a ``null`` (a None, or a float orjson could
+    not write), so it walks with a stack, not a call per value: ``x - x`` is 0.0 for a finite
+    float and NaN for the others."""
     kind = type(value)
     if kind is float:
         return not math.isfinite(value)
-    if kind is dict:
-        return any(has_nonfinite(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return any(has_nonfinite(v) for v in value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return False
+    stack = [value]
+    push, pop = stack.append, stack.pop
+    while stack:
+        container = pop()
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)
+            if kind is float:
+                if item - item != 0.0:
+                    return True
+            elif kind is dict or kind is list or kind is tuple:
+                push(item)
     return False
 
 

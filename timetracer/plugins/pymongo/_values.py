@@ -414,10 +414,19 @@ def _json_snapshots(documents: List[Dict[str, Any]], uuids: bool) -> Optional[Li
     # each ``$`` in the output is a marker's; else the markers' own prefix is counted.
     if (out.count(b"$") != made and out.count(b'{"$') != made) or (uuids and _UUID_TEXT.search(out) is not None):
         return None
-    parts = out.split(b"\x00")  # "[doc,", ",doc,", ... ",doc]": one byte cut from each end
-    if len(parts) != count:  # cannot happen (see _BETWEEN); never cut documents wrongly
+    # "[doc,\0,doc,\0, ... ,doc]": each document is cut out at once (find is a memchr).
+    texts: List[Any] = []
+    find = out.find
+    start = 1
+    for _ in range(count - 1):
+        end = find(b"\x00", start)
+        if end < 0:  # cannot happen (see _BETWEEN); never cut documents wrongly
+            return None
+        texts.append(JsonText(out[start : end - 1]))
+        start = end + 2
+    if find(b"\x00", start) >= 0:
         return None
-    texts: List[Any] = [JsonText(part[1:-1]) for part in parts]
+    texts.append(JsonText(out[start:-1]))
     if b"null" in out:
         for index, part in enumerate(texts):
             if b"null" in part and has_nonfinite(documents[index]):
