@@ -456,8 +456,13 @@ def stored_json(document: Any, codec_options: CodecOptions) -> JsonText:
     return _as_text(stored_document(capture_document(document, codec_options)))
 
 
+_ONLY_TEXT = frozenset({JsonText})
+
+
 def stored_documents(captured: List[Any]) -> List[JsonText]:
     """The stored JSON of each captured document (BSON snapshots decoded in one call)."""
+    if set(map(type, captured)) <= _ONLY_TEXT:  # the usual batch: written at capture already
+        return list(captured)
     where = [i for i, doc in enumerate(captured) if type(doc) is bytes]
     out = list(captured)
     if where:
