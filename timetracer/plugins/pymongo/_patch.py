@@ -123,10 +123,12 @@ _get_active = context._active.get
 _NO_ARG: Any = object()
 
 
-def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
+def _entry(
+    original: Callable[..., Any], with_session: Callable[[Any, Any, Tuple[Any, ...], Dict[str, Any]], Any]
+) -> Callable[..., Any]:
+    """The wrapper installed over ``original``: with no session, ``original`` itself; with one,
+    ``with_session(session, self, args, kwargs)``."""
     get_active = _get_active
-    inside = _ops._inside.get
-    run = _ops.run
     none = _NO_ARG
 
     @functools.wraps(original)
@@ -144,43 +146,38 @@ def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
             session = context.current()
             if session is None:
                 return original(self, *args, **kwargs)
-        if inside():
+        return with_session(session, self, args, kwargs)
+
+    return wrapper
+
+
+def _wrap(op: _ops.Op, original: Callable[..., Any]) -> Callable[..., Any]:
+    """A recorded (or replayed) operation."""
+    inside = _ops._inside.get
+    run = _ops.run
+
+    def with_session(session: Any, self: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        if inside():  # called by a recorded call (find_one calls find): not an operation of its own
             return original(self, *args, **kwargs)
         return run(op, session, original, self, args, kwargs)
 
-    return wrapper
+    return _entry(original, with_session)
 
 
 def _wrap_find(
     original: Callable[..., Any], plain: type = Cursor, traced: type = TracedCursor
 ) -> Callable[..., Any]:
     """``find``: a ``plain`` cursor built while a session is active becomes a ``traced`` one."""
-    get_active = _get_active
     inside = _ops._inside.get
-    none = _NO_ARG
 
-    @functools.wraps(original)
-    def find(self: Any, _tt_first: Any = none, *args: Any, **kwargs: Any) -> Any:
-        session = get_active()
-        if session is None and context._fallback is None:
-            if _tt_first is none:
-                return original(self, *args, **kwargs)
-            if args or kwargs:
-                return original(self, _tt_first, *args, **kwargs)
-            return original(self, _tt_first)
-        if _tt_first is not none:
-            args = (_tt_first, *args)
-        if session is None:
-            session = context.current()
-            if session is None:
-                return original(self, *args, **kwargs)
+    def with_session(session: Any, self: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         cursor = original(self, *args, **kwargs)  # builds the cursor; no I/O until first fetch
         if not inside() and type(cursor) is plain:
             cursor.__class__ = traced
             cursor._tt_session = session
         return cursor
 
-    return find
+    return _entry(original, with_session)
 
 
 def _unanswered(session: Any, message: str) -> ReplayUnsupportedError:
