@@ -86,7 +86,7 @@ def decode_cached(body: Dict[str, Any], start: int, stop: int, codec_options: Co
                 return [copy(template) for template, copy in entries]
             # A document holding a value the app could change is rebuilt every time.
             return [
-                _rebuild_object(data[start + offset], codec_options)[0] if entry is None else entry[1](entry[0])
+                _build_object(data[start + offset], codec_options) if entry is None else entry[1](entry[0])
                 for offset, entry in enumerate(entries)
             ]
         docs = _build_directly(data[start:stop], codec_options)
@@ -224,13 +224,48 @@ def _build_directly(stored: List[Any], codec_options: CodecOptions) -> Optional[
     docs = []
     try:
         for document in stored:
-            built = _rebuild_object(document, codec_options)[0] if type(document) is dict else None
+            built = _build_object(document, codec_options) if type(document) is dict else None
             if type(built) is not dict:
                 return None
             docs.append(built)
     except Exception:
         return None
     return docs
+
+
+# Building for one use: what _rebuild_object below builds, without the plan it makes for copying
+# a kept template later (a first replay, the usual case, keeps nothing: ~25% less work).
+
+
+def _build_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
+    # A stored object: a typed value, an escaped user document, or a plain one (copied).
+    for first in value:  # the first key only
+        if first in MARKERS:
+            return _rebuild_marker(value, codec_options)
+        if first == LITERAL and len(value) == 1 and type(value[LITERAL]) is dict:
+            value = value[LITERAL]
+        break
+    out = value.copy()  # the scalars copied in C; containers and typed values replaced below
+    _build_items(out, value.items(), codec_options)
+    return out
+
+
+def _build_items(out: Any, items: Iterable[Tuple[Any, Any]], codec_options: CodecOptions) -> None:
+    for where, item in items:
+        kind = type(item)
+        if kind is dict:
+            # The usual date without the general call (documents are full of them).
+            date = item.get("$date") if len(item) == 1 else None
+            if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
+                out[where] = _from_iso(date[:-1])
+            else:
+                out[where] = _build_object(item, codec_options)
+        elif kind is list:
+            copied = item.copy()
+            _build_items(copied, enumerate(item), codec_options)
+            out[where] = copied
+        elif kind is int and not _INT32_MIN <= item <= _INT32_MAX:  # BSON would carry it as an int64
+            out[where] = _int64(item)
 
 
 def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Tuple[Any, Plan]:
