@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -89,6 +90,27 @@ def test_file_mode_setting_through_a_recording_middleware(
     assert response.get_data() == b"hello"
     assert _mode(tmp_path / "cassettes") == dir_mode
     assert _mode(tmp_path / "cassettes" / "GET__users_1.json") == file_mode
+
+
+def test_a_cassette_folder_removed_while_recording_is_made_again_with_its_mode(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
+    # The folder is looked for only when a file cannot be created in it: removing it between
+    # requests (a user clearing old recordings) must not lose the next recording.
+    umask(0o022)
+    folder = tmp_path / "cassettes" / "deep"
+    config = TraceConfig.from_env({ENV_FILE_MODE: "640"}, mode="record", cassette_dir=folder)
+    client = Client(TimeTracerMiddleware(hello_app, config))
+    assert client.get("/users/1").get_data() == b"hello"
+    assert (folder / "GET__users_1.json").exists()
+    shutil.rmtree(tmp_path / "cassettes")
+    assert client.get("/users/2").get_data() == b"hello"
+    assert read_cassette(folder / "GET__users_2.json")["request"]["path"] == "/users/2"
+    assert _mode(tmp_path / "cassettes") == 0o750 and _mode(folder) == 0o750
+    assert _mode(folder / "GET__users_2.json") == 0o640
+    target = tmp_path / "gone" / "GET__x.json"  # write_cassette alone, into a folder not there
+    write_cassette(target, _document(), Compression.ZSTD)
+    assert _mode(target.parent) == 0o700 and read_cassette(target)["session"]["id"] == "1"
 
 
 def test_default_file_mode_is_0600() -> None:

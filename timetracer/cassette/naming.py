@@ -70,6 +70,7 @@ SEPARATOR = "~"
 SUFFIXES = tuple(c.suffix for c in Compression)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLAIM = ".claim"
+_CLAIM_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW
 _SUFFIXES_LONGEST_FIRST = tuple(sorted(SUFFIXES, key=len, reverse=True))
 _FINGERPRINT = re.compile(r"q[0-9a-f]{10}")
 
@@ -243,6 +244,7 @@ class RecordingFolder:
         route = cassette_name(method, path)
         stem = request_stem(method, path, fingerprint)
         directory = self.directory
+        base = os.path.join(directory, "")  # the folder with its separator: names are joined to it
         with self._lock:
             try:
                 self._refresh()
@@ -258,8 +260,11 @@ class RecordingFolder:
                 name = numbered(stem, number)
                 claim = directory / f".{name}{suffix}{_CLAIM}"
                 try:
-                    make_folder(directory, self._folder_mode)
-                    fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600)
+                    try:
+                        fd = os.open(claim, _CLAIM_FLAGS, 0o600)
+                    except FileNotFoundError:  # a missing folder (looked for only then)
+                        make_folder(directory, self._folder_mode)
+                        fd = os.open(claim, _CLAIM_FLAGS, 0o600)
                 except FileExistsError:
                     taken.add(fingerprint, number)  # another process's, in flight
                     number += 1
@@ -270,7 +275,7 @@ class RecordingFolder:
                     ) from exc
                 os.close(fd)
                 taken.add(fingerprint, number)
-                if any((directory / f"{name}{s}").exists() for s in SUFFIXES):
+                if any(os.path.exists(f"{base}{name}{s}") for s in SUFFIXES):
                     os.unlink(claim)  # written meanwhile by a recorder that has released its claim
                     number += 1
                     continue

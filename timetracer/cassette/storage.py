@@ -275,9 +275,12 @@ def write_cassette(
         return _s3.write_cassette(S3Path.parse(path), document, compression)  # type: ignore[return-value]
     target = Path(path)
     data = encode(document, compression)
-    make_folder(target.parent, folder_mode(file_mode))
     tmp = target.parent / temp_name(target)
-    fd = os.open(tmp, _OPEN_FLAGS, file_mode)
+    try:
+        fd = os.open(tmp, _OPEN_FLAGS, file_mode)
+    except FileNotFoundError:  # a missing folder (looked for only then: a stat less per write)
+        make_folder(target.parent, folder_mode(file_mode))
+        fd = os.open(tmp, _OPEN_FLAGS, file_mode)
     try:
         try:
             os.fchmod(fd, file_mode)  # open() applied the umask; the setting is the mode
