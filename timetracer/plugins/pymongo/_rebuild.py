@@ -143,9 +143,10 @@ def _templates(body: Dict[str, Any], stop: int, codec_options: CodecOptions) -> 
             for document in data[len(built) : stop]:
                 if type(document) is not dict:
                     return None
-                template, plan = _rebuild_object(document, codec_options)
+                template = _build_object(document, codec_options)
                 if type(template) is not dict:
                     return None
+                plan = _plan_of(template)
                 entries.append(None if plan is None else (template, copier(plan)))
         except Exception:
             return None
@@ -233,8 +234,8 @@ def _build_directly(stored: List[Any], codec_options: CodecOptions) -> Optional[
     return docs
 
 
-# Building for one use: what _rebuild_object below builds, without the plan it makes for copying
-# a kept template later (a first replay, the usual case, keeps nothing: ~25% less work).
+# Building a stored document: one walk, for a single use and for a template alike; a template's
+# copy plan is then read off the built document (:func:`_plan_of`), once, when it is kept.
 
 
 def _build_object(value: Dict[str, Any], codec_options: CodecOptions) -> Any:
@@ -268,54 +269,23 @@ def _build_items(out: Any, items: Iterable[Tuple[Any, Any]], codec_options: Code
             out[where] = _int64(item)
 
 
-def _rebuild_object(value: Dict[str, Any], codec_options: CodecOptions) -> Tuple[Any, Plan]:
-    # A stored object: a typed value, an escaped user document, or a plain one (copied).
-    for first in value:  # the first key only
-        if first in MARKERS:
-            built = _rebuild_marker(value, codec_options)
-            return built, (LEAF if type(built) in _IMMUTABLE else None)
-        if first == LITERAL and len(value) == 1 and type(value[LITERAL]) is dict:
-            value = value[LITERAL]
-        break
-    out = value.copy()  # the scalars copied in C; containers and typed values replaced below
-    parts = _rebuild_items(out, value.items(), codec_options)
-    return out, (None if parts is None else (DICT, tuple(parts)))
-
-
-def _rebuild_list(items: List[Any], codec_options: CodecOptions) -> Tuple[List[Any], Plan]:
-    out = items.copy()
-    parts = _rebuild_items(out, enumerate(items), codec_options)
-    return out, (None if parts is None else (LIST, len(items), tuple(parts)))
-
-
-def _rebuild_items(out: Any, items: Iterable[Tuple[Any, Any]], codec_options: CodecOptions) -> Optional[List[Any]]:
-    """Rebuild, in ``out`` (a copy of a stored object or list), each item that is a container or
-    typed value; returns the plans of the items that are containers, or None if an item cannot be
-    shared between uses."""
-    parts: Optional[List[Any]] = []
-    for where, item in items:
-        kind = type(item)
-        if kind is dict or kind is list or (kind is int and not _INT32_MIN <= item <= _INT32_MAX):
-            built, plan = _rebuild_value(item, kind, codec_options)
-            out[where] = built
+def _plan_of(value: Any) -> Plan:
+    """The plan of a built value (see ``Plan`` above): its containers, LEAF for an immutable
+    value, None if anything in it could be changed in place (the document is then not kept)."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return LEAF if kind in _IMMUTABLE else None
+    parts = []
+    for where, item in value.items() if kind is dict else enumerate(value):
+        inner = type(item)
+        if inner is dict or inner is list:
+            plan = _plan_of(item)
             if plan is None:
-                parts = None
-            elif plan is not LEAF and parts is not None:
-                parts.append((where, plan))
-    return parts
-
-
-def _rebuild_value(item: Any, kind: type, codec_options: CodecOptions) -> Tuple[Any, Plan]:
-    # A stored object, list, or integer beyond 32 bits (BSON would carry it as an int64).
-    if kind is dict:
-        # The usual date without the general call (documents are full of them).
-        date = item.get("$date") if len(item) == 1 else None
-        if type(date) is str and len(date) in _EPOCH_DATE_LENGTHS and date[-1] == "Z" and date[10] == "T":
-            return _from_iso(date[:-1]), LEAF
-        return _rebuild_object(item, codec_options)
-    if kind is list:
-        return _rebuild_list(item, codec_options)
-    return _int64(item), LEAF
+                return None
+            parts.append((where, plan))
+        elif inner not in _IMMUTABLE:
+            return None
+    return (DICT, tuple(parts)) if kind is dict else (LIST, len(value), tuple(parts))
 
 
 def _int64(value: int) -> Int64:
