@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from timetracer._s3path import is_s3
-from timetracer.cassette.storage import make_folder
+from timetracer.cassette.storage import create_file
 from timetracer.config import DEFAULT_FILE_MODE, Compression, TraceConfig, folder_mode
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -260,11 +260,7 @@ class RecordingFolder:
                 name = numbered(stem, number)
                 claim = directory / f".{name}{suffix}{_CLAIM}"
                 try:
-                    try:
-                        fd = os.open(claim, _CLAIM_FLAGS, 0o600)
-                    except FileNotFoundError:  # a missing folder (looked for only then)
-                        make_folder(directory, self._folder_mode)
-                        fd = os.open(claim, _CLAIM_FLAGS, 0o600)
+                    fd = create_file(claim, _CLAIM_FLAGS, 0o600, self._folder_mode)
                 except FileExistsError:
                     taken.add(fingerprint, number)  # another process's, in flight
                     number += 1

@@ -255,6 +255,17 @@ def make_folder(folder: Path, mode: int) -> None:
             pass
 
 
+def create_file(path: Path, flags: int, mode: int, folders_mode: int) -> int:
+    """``os.open(path, flags, mode)``, making the missing folders first (:func:`make_folder`, with
+    ``folders_mode``) when that fails for want of them. The folder is looked for only then: not a
+    ``stat`` per file created."""
+    try:
+        return os.open(path, flags, mode)
+    except FileNotFoundError:
+        make_folder(path.parent, folders_mode)
+        return os.open(path, flags, mode)
+
+
 def write_cassette(
     path: Union[str, Path],
     document: Dict[str, Any],
@@ -276,11 +287,7 @@ def write_cassette(
     target = Path(path)
     data = encode(document, compression)
     tmp = target.parent / temp_name(target)
-    try:
-        fd = os.open(tmp, _OPEN_FLAGS, file_mode)
-    except FileNotFoundError:  # a missing folder (looked for only then: a stat less per write)
-        make_folder(target.parent, folder_mode(file_mode))
-        fd = os.open(tmp, _OPEN_FLAGS, file_mode)
+    fd = create_file(tmp, _OPEN_FLAGS, file_mode, folder_mode(file_mode))
     try:
         try:
             os.fchmod(fd, file_mode)  # open() applied the umask; the setting is the mode
