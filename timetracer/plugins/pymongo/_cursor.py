@@ -10,6 +10,7 @@ session is active. Its query is identified when it is first fetched, so chained 
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional
 
@@ -50,12 +51,24 @@ class _Fields:
                 names.update(init.__code__.co_names)
         mangled = f"_{cls.__name__}__{probe}" in names
         self.prefix = f"_{cls.__name__}__" if mangled else "_"
+        # field -> attribute name, made (and interned) once: a name built on every access is a
+        # new string each time, hashed again and compared char by char in the instance's dict.
+        self._names: Dict[str, str] = {}
 
-    def get(self, obj: Any, name: str, default: Any = None) -> Any:
-        return getattr(obj, self.prefix + name, default)
+    def name(self, field: str) -> str:
+        """The attribute that holds ``field`` in this PyMongo version."""
+        found = self._names.get(field)
+        if found is None:
+            found = self._names[field] = sys.intern(self.prefix + field)
+        return found
 
-    def set(self, obj: Any, name: str, value: Any) -> None:
-        setattr(obj, self.prefix + name, value)
+    def get(self, obj: Any, field: str, default: Any = None) -> Any:
+        name = self._names.get(field) or self.name(field)
+        return getattr(obj, name, default)
+
+    def set(self, obj: Any, field: str, value: Any) -> None:
+        name = self._names.get(field) or self.name(field)
+        setattr(obj, name, value)
 
 
 CURSOR = _Fields(Cursor, "spec")
@@ -227,10 +240,12 @@ def _serve_batch(cursor: Any, fields: _Fields, state: _State, codec: Any) -> Opt
     start = state.served
     available = max(0, min(size, len(body.get("data") or []) - start))
     data = deque(decode_cached(body, start, start + min(available, REPLAY_BATCH), codec))
-    data.extend(range(start + len(data), start + available))
+    built = len(data)
+    data.extend(range(start + built, start + available))
     data.extend([_UNREAD] * (size - available))
     state.served += available
     fields.set(cursor, "data", data)
+    _reads_built(cursor, built == size)
     fields.set(cursor, "id", 0)  # the real id stays 0: nothing may ever try to kill it on a server
     fields.set(cursor, "killed", bool(batch.get("killed")))
     state.shown_id = from_ejson(batch.get("cursor_id"))
@@ -282,14 +297,11 @@ def _shown_id(cursor: Any, base: Any) -> Any:
     return base.fget(cursor)
 
 
-def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
-    """The final query of a find cursor, at its first fetch, in normal form."""
-    get = CURSOR.get
-    args: Dict[str, Any] = {}
-    spec = get(cursor, "spec")
-    if spec:
-        args["filter"] = spec
+# The cursor fields a find's arguments are read from, as attribute names (made once).
+_FIND_VALUES = tuple(
+    (CURSOR.name(field), name)
     for field, name in (
+        ("spec", "filter"),
         ("projection", "projection"),
         ("ordering", "sort"),
         ("hint", "hint"),
@@ -297,18 +309,25 @@ def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
         ("max", "max"),
         ("min", "min"),
         ("let", "let"),
-    ):
-        value = get(cursor, field)
+        ("skip", "skip"),
+        ("limit", "limit"),
+    )
+)
+_FIND_FLAGS = tuple((CURSOR.name(field), field) for field in ("return_key", "show_record_id", "explain"))
+_CODEC_OPTIONS = CURSOR.name("codec_options")
+
+
+def _find_arguments(cursor: Cursor) -> Dict[str, Any]:
+    """The final query of a find cursor, at its first fetch, in normal form."""
+    args: Dict[str, Any] = {}
+    for attribute, name in _FIND_VALUES:
+        value = getattr(cursor, attribute, None)
         if value:
             args[name] = value
-    for field in ("skip", "limit"):
-        value = get(cursor, field)
-        if value:
-            args[field] = value
-    for field in ("return_key", "show_record_id", "explain"):
-        if get(cursor, field):
-            args[field] = True
-    return norm.shape(args, get(cursor, "codec_options"))
+    for attribute, name in _FIND_FLAGS:
+        if getattr(cursor, attribute, None):
+            args[name] = True
+    return norm.shape(args, getattr(cursor, _CODEC_OPTIONS, None))
 
 
 # What the app reads from a traced cursor. Recording has nothing to do per document (each
@@ -401,6 +420,7 @@ def _take_over(cursor: Any, taken: int) -> Optional[List[Any]]:
     data = cursor._tt_fields.get(cursor, "data")
     fresh = _refill(state, taken + len(data))
     cursor._tt_fields.set(cursor, "data", deque(fresh[taken:]))
+    _reads_built(cursor, False)
     return fresh[:taken]
 
 
@@ -576,6 +596,7 @@ class TracedCursor(Cursor):
         )
         state.served += len(docs)
         CURSOR.set(self, "data", deque(docs))
+        _reads_built(self, True)
         CURSOR.set(self, "retrieved", state.served)
         CURSOR.set(self, "id", 0)
         last = state.served >= total
@@ -600,6 +621,24 @@ class TracedCursor(Cursor):
         super().rewind()
         self._tt_state = None
         return self
+
+
+class _BuiltCursor(TracedCursor):
+    """A replaying :class:`TracedCursor` whose queue holds built documents only (no placeholder):
+    the app's reads take them exactly as PyMongo's own ``next`` does, with no traced ``next`` in
+    between (one Python call fewer per document). A cursor switches between the two classes as
+    its queue is filled (:func:`_reads_built`); replay has nothing to note when it is exhausted."""
+
+    next = Cursor.next
+    __next__ = Cursor.next
+
+
+def _reads_built(cursor: Any, built: bool) -> None:
+    """Give a replaying sync find cursor whose queue was just filled the class that reads it:
+    :class:`_BuiltCursor` when ``built`` (no placeholder in it), else :class:`TracedCursor`."""
+    kind = type(cursor)
+    if kind is TracedCursor or kind is _BuiltCursor:
+        cursor.__class__ = _BuiltCursor if built else TracedCursor
 
 
 class TracedCommandCursor(CommandCursor):
