@@ -334,6 +334,29 @@ def test_replay_reraises_the_apps_exception(cassettes: Path) -> None:
     assert server.sent == []
 
 
+@pytest.mark.parametrize("complete", [True, False], ids=["after-its-response", "mid-body"])
+def test_replay_sends_what_the_app_sent_before_it_raised(cassettes: Path, complete: bool) -> None:
+    # Starlette's error middleware sends its 500 page, then re-raises: live, the client has the page.
+    error = RuntimeError("boom")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Internal Server Error", "more_body": not complete})
+        raise error
+
+    recorded, replayed = Server(), Server()
+    with pytest.raises(RuntimeError):
+        recorded.call(TimeTracerMiddleware(app, make_config(cassettes)))
+    with pytest.raises(RuntimeError) as raised:
+        replayed.call(TimeTracerMiddleware(app, make_config(cassettes, mode="replay")))
+    assert raised.value is error
+    assert replayed.status == recorded.status == 500
+    assert replayed.body == recorded.body == b"Internal Server Error"
+    assert replayed.sent[-1]["more_body"] is recorded.sent[-1]["more_body"] is (not complete)
+    headers = replayed.headers
+    assert headers.pop("x-timetracer-replay") == "identical" and headers == recorded.headers
+
+
 # -- Starlette ------------------------------------------------------------------------------
 
 
@@ -382,6 +405,34 @@ def test_starlette_add_middleware_records_and_replays(
         assert after.content == before.content
         assert after.headers["x-timetracer-replay"] == "identical"
     assert [s.recording for s in seen] == [True, False]
+
+
+def test_starlette_error_page_is_replayed_and_the_exception_still_reaches_the_server(
+    cassettes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starlette = pytest.importorskip("starlette.applications")
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def broken(request: Any) -> Any:
+        raise LookupError("no such user")
+
+    def make_app() -> Any:  # wrapped whole: Starlette's error middleware (its 500 page) is inside
+        return TimeTracerMiddleware(starlette.Starlette(routes=[Route("/users/{user_id}", broken)]))
+
+    monkeypatch.setenv("TIMETRACER_CASSETTE_DIR", str(cassettes))
+    monkeypatch.setenv("TIMETRACER_MODE", "record")
+    with TestClient(make_app(), raise_server_exceptions=False) as client:
+        recorded = client.get("/users/7")
+    monkeypatch.setenv("TIMETRACER_MODE", "replay")
+    with TestClient(make_app(), raise_server_exceptions=False) as client:
+        replayed = client.get("/users/7")
+    with TestClient(make_app()) as client, pytest.raises(LookupError):
+        client.get("/users/7")  # replayed too: the exception still reaches the server
+    assert replayed.status_code == recorded.status_code == 500
+    assert replayed.content == recorded.content == b"Internal Server Error"
+    assert replayed.headers["x-timetracer-replay"] == "identical"
+    assert replayed.headers["content-type"] == recorded.headers["content-type"]
 
 
 # -- a real server --------------------------------------------------------------------------

@@ -692,6 +692,36 @@ def test_replay_runs_the_app_with_a_replaying_session(
     ]
 
 
+@pytest.mark.parametrize("sent", [[b"first;"], []], ids=["midway", "before-any-body"])
+def test_replay_sends_the_body_a_streamed_response_had_sent_when_it_raised(
+    cassettes: Path, sent: List[bytes]
+) -> None:
+    error = ValueError("boom")
+
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield from sent
+        raise error
+
+    def serve(mode: str) -> Tuple[Server, List[bytes]]:
+        server, received = Server(), []
+        with pytest.raises(ValueError) as caught:
+            _, result = server.call(TimeTracerMiddleware(app, make_config(cassettes, mode=mode)))
+            for chunk in result:  # as a server does: each piece goes out as it comes
+                received.append(chunk)
+        assert caught.value is error
+        return server, received
+
+    recorded, recorded_body = serve("record")
+    replayed, replayed_body = serve("replay")
+    assert b"".join(replayed_body) == b"".join(recorded_body) == b"".join(sent)
+    if sent:  # live, the headers went out with the first piece: replay sends them too
+        assert replayed.status == recorded.status == "200 OK"
+        assert replayed.headers == [*recorded.headers, ("X-Timetracer-Replay", "identical")]
+    else:  # nothing had gone out: the server still answers with its own error page
+        assert replayed.status is None
+
+
 def test_replay_summary_notes_a_different_response(cassettes: Path, caplog: pytest.LogCaptureFixture) -> None:
     record_then(cassettes)
     caplog.set_level(logging.INFO, logger="timetracer")

@@ -173,16 +173,20 @@ class TimeTracerMiddleware(RequestLifecycle):
         """Run a replayed request to the end, then send it with ``X-Timetracer-Replay: <verdict>``.
 
         Replay buffers the response: the verdict is known only once the body is complete, and it
-        has to travel in a header.
+        has to travel in a header. An app that raises after it started its response (Starlette's
+        error middleware sends its 500 page, then re-raises) had that response sent live: it is
+        sent here too, as far as the app got, before the exception goes on to the server.
         """
         capture = _Capture(trace)
         start: Optional[Message] = None
         body: List[bytes] = []
         others: List[Message] = []
+        complete = False
 
         async def buffered_send(message: Message) -> None:
-            nonlocal start
-            capture.see(message)
+            nonlocal start, complete
+            if capture.see(message):
+                complete = True
             kind = message.get("type")
             if kind == "http.response.start":
                 start = dict(message)
@@ -191,19 +195,35 @@ class TimeTracerMiddleware(RequestLifecycle):
             else:
                 others.append(message)
 
-        await self._run(trace, scope, receive, buffered_send)
+        try:
+            await self._run(trace, scope, receive, buffered_send)
+        except Exception:
+            if start is not None:
+                try:
+                    await _send_replayed(trace, send, start, body, others, complete)
+                except Exception:  # the server or client gave up: the app's exception is the news
+                    logger.debug("timetracer: the replayed response could not be sent", exc_info=True)
+            raise
         trace.finish()
         if start is None:
             return  # the app sent no response; the server says so
-        verdict = trace.report.verdict if trace.report is not None else "mismatch"
-        start["headers"] = [
-            *list(start.get("headers") or ()),
-            (REPLAY_HEADER.lower().encode(), verdict.encode()),
-        ]
-        await send(start)
-        await send({"type": "http.response.body", "body": b"".join(body), "more_body": False})
-        for message in others:
-            await send(message)
+        await _send_replayed(trace, send, start, body, others, True)
+
+
+async def _send_replayed(
+    trace: RequestTrace, send: Send, start: Message, body: List[bytes], others: List[Message], complete: bool
+) -> None:
+    """Send a replayed response the app buffered, with the verdict header; ``complete`` False
+    leaves the body open, as the app left it."""
+    verdict = trace.report.verdict if trace.report is not None else "mismatch"
+    start["headers"] = [
+        *list(start.get("headers") or ()),
+        (REPLAY_HEADER.lower().encode(), verdict.encode()),
+    ]
+    await send(start)
+    await send({"type": "http.response.body", "body": b"".join(body), "more_body": not complete})
+    for message in others:
+        await send(message)
 
 
 async def _failure_response(exc: BaseException, send: Send) -> None:

@@ -9,7 +9,7 @@ called directly. The request's session is put into the environ as ``environ["tim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from timetracer._body import Body, capture_body
 from timetracer._lifecycle import (
@@ -116,11 +116,13 @@ def _failure_response(exc: BaseException, start_response: StartResponse) -> List
     return [body]
 
 
-def _replay(app: WSGIApp, trace: RequestTrace, environ: dict, start_response: StartResponse) -> List[bytes]:
+def _replay(app: WSGIApp, trace: RequestTrace, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
     """Run a replayed request to the end, then send it with ``X-Timetracer-Replay: <verdict>``.
 
     Replay buffers the response: the verdict (identical, different, mismatch) is known only once
-    the body is complete, and it has to travel in a header.
+    the body is complete, and it has to travel in a header. An app that raises after some of its
+    body was out (a streamed response failing midway) had that much sent live: it is sent here
+    too, and then the exception goes on to the server, as it did live.
     """
     held: Dict[str, Any] = {}
     chunks: List[bytes] = []
@@ -138,15 +140,33 @@ def _replay(app: WSGIApp, trace: RequestTrace, environ: dict, start_response: St
 
         return write
 
-    iterable = TracedIterable(trace.run(app, environ, buffered_start), trace)
     try:
-        chunks.extend(iterable)
-    finally:
-        iterable.close()
+        iterable = TracedIterable(trace.run(app, environ, buffered_start), trace)
+        try:
+            chunks.extend(iterable)
+        finally:
+            iterable.close()
+    except Exception as exc:
+        # Live, a server sends the headers with the first non-empty piece of body; before that it
+        # can still answer with its own error page, and does so here too.
+        if "status" not in held or not any(chunks):
+            raise
+        _start_replayed(trace, start_response, held)
+        return _then_raise(chunks, exc)
+    _start_replayed(trace, start_response, held)
+    return chunks
+
+
+def _start_replayed(trace: RequestTrace, start_response: StartResponse, held: Dict[str, Any]) -> None:
     verdict = trace.report.verdict if trace.report is not None else "mismatch"
     headers = [*held.get("headers", []), (REPLAY_HEADER, verdict)]
     start_response(held.get("status", "500 Internal Server Error"), headers)
-    return chunks
+
+
+def _then_raise(chunks: List[bytes], error: Exception) -> Iterator[bytes]:
+    """The body a replayed app produced before it raised ``error``, then ``error`` itself."""
+    yield from chunks
+    raise error
 
 
 class TimeTracerMiddleware(RequestLifecycle):
