@@ -231,3 +231,10 @@ class TracedIterable:
                 trace.finish()
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
+
+
+def then_raise(chunks: List[bytes], error: BaseException) -> Iterator[bytes]:
+    """A replayed body that failed midway: the pieces the app produced before ``error``, then
+    ``error`` itself, raised to the server as it was live (after what had been sent)."""
+    yield from chunks
+    raise error

@@ -9,7 +9,7 @@ called directly. The request's session is put into the environ as ``environ["tim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from timetracer._body import Body, capture_body
 from timetracer._lifecycle import (
@@ -20,7 +20,7 @@ from timetracer._lifecycle import (
     replay_failure_text,
 )
 from timetracer._request import wsgi_text
-from timetracer._response import TracedIterable
+from timetracer._response import TracedIterable, then_raise
 from timetracer.config import Mode, TraceConfig
 from timetracer.errors import TimeTracerError
 
@@ -152,7 +152,7 @@ def _replay(app: WSGIApp, trace: RequestTrace, environ: dict, start_response: St
         if "status" not in held or not any(chunks):
             raise
         _start_replayed(trace, start_response, held)
-        return _then_raise(chunks, exc)
+        return then_raise(chunks, exc)
     _start_replayed(trace, start_response, held)
     return chunks
 
@@ -161,12 +161,6 @@ def _start_replayed(trace: RequestTrace, start_response: StartResponse, held: Di
     verdict = trace.report.verdict if trace.report is not None else "mismatch"
     headers = [*held.get("headers", []), (REPLAY_HEADER, verdict)]
     start_response(held.get("status", "500 Internal Server Error"), headers)
-
-
-def _then_raise(chunks: List[bytes], error: Exception) -> Iterator[bytes]:
-    """The body a replayed app produced before it raised ``error``, then ``error`` itself."""
-    yield from chunks
-    raise error
 
 
 class TimeTracerMiddleware(RequestLifecycle):

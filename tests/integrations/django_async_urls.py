@@ -41,6 +41,14 @@ async def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
+async def stream_fails(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a;"
+        raise LookupError("async stream failed")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 async def boom(request: HttpRequest) -> HttpResponse:
     raise LookupError("async view failed")
 
@@ -62,6 +70,7 @@ urlpatterns = [
     path("users/<str:user_id>", user),
     path("sync/<str:user_id>", sync_user),
     path("stream", stream),
+    path("stream-fails", stream_fails),
     path("boom", boom),
     path("products", products),
 ]

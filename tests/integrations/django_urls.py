@@ -27,6 +27,14 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
+def stream_fails(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        yield b"a;"
+        raise LookupError("stream failed")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 def boom(request: HttpRequest) -> HttpResponse:
     raise LookupError("view failed")
 
@@ -42,5 +50,6 @@ urlpatterns = [
     path("echo", echo),
     path("users/<str:user_id>", user),
     path("stream", stream),
+    path("stream-fails", stream_fails),
     path("boom", boom),
 ]

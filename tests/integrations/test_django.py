@@ -235,6 +235,24 @@ def test_record_then_replay(tmp_path: Path) -> None:
     assert response.json()["traced"] is True
 
 
+def test_a_stream_failing_midway_replays_what_it_sent_then_fails(tmp_path: Path) -> None:
+    def serve(mode: str) -> Any:
+        with override_settings(**BASE, MIDDLEWARE=[MIDDLEWARE], TIMETRACER={"mode": mode, "cassette_dir": tmp_path}):
+            response = DjangoClient().get("/stream-fails")
+            chunks = iter(response.streaming_content)
+            first = next(chunks)  # live, this went out before the stream failed
+            with pytest.raises(LookupError, match="stream failed"):
+                next(chunks)
+        return response, first
+
+    recorded, recorded_first = serve("record")
+    replayed, replayed_first = serve("replay")
+    assert replayed_first == recorded_first == b"a;"
+    assert replayed.status_code == recorded.status_code == 200
+    assert replayed["X-Timetracer-Replay"] == "identical"
+    assert read(tmp_path / "GET__stream-fails.json")["error"]["message"] == "stream failed"
+
+
 def test_wsgi_middleware_around_get_wsgi_application(tmp_path: Path) -> None:
     with override_settings(**BASE, MIDDLEWARE=[]):
         config = TraceConfig.from_env({}, mode="record", cassette_dir=tmp_path)

@@ -111,6 +111,26 @@ def test_an_async_streamed_response_is_captured_and_replayed(tmp_path: Path) -> 
     assert replayed["X-Timetracer-Replay"] == "identical"
 
 
+def test_an_async_stream_failing_midway_replays_what_it_sent_then_fails(tmp_path: Path) -> None:
+    def serve(mode: str) -> Any:
+        async def main() -> Any:
+            response = await AsyncClient().get("/stream-fails")
+            chunks = response.streaming_content.__aiter__()
+            first = await chunks.__anext__()  # live, this went out before the stream failed
+            with pytest.raises(LookupError, match="async stream failed"):
+                await chunks.__anext__()
+            return response, first
+
+        with settings_for(tmp_path, mode):
+            return asyncio.run(main())
+
+    recorded, recorded_first = serve("record")
+    replayed, replayed_first = serve("replay")
+    assert replayed_first == recorded_first == b"a;"
+    assert replayed.status_code == recorded.status_code == 200
+    assert replayed["X-Timetracer-Replay"] == "identical"
+
+
 def test_an_async_stream_has_its_cassette_on_disk_before_its_last_chunk_is_handed_on(tmp_path: Path) -> None:
     cassette = tmp_path / "GET__stream.json"
     seen = []

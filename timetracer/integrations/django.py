@@ -29,7 +29,7 @@ from timetracer._lifecycle import (
     replay_failure_text,
 )
 from timetracer._request import wsgi_text
-from timetracer._response import TracedIterable
+from timetracer._response import TracedIterable, then_raise
 from timetracer.config import Mode, TraceConfig
 from timetracer.context import activate, deactivate
 from timetracer.errors import TimeTracerError
@@ -163,11 +163,15 @@ class TimeTracerMiddleware(RequestLifecycle):
             content: Iterator[bytes] = response.streaming_content  # type: ignore[attr-defined]
             traced = TracedIterable(content, trace)
             if replaying:  # the verdict header needs the whole body: read it now
+                chunks: List[bytes] = []
                 try:
-                    chunks = list(traced)
+                    chunks.extend(traced)
+                except Exception as exc:  # live, what came before went out; then the server saw it
+                    response.streaming_content = then_raise(chunks, exc)  # type: ignore[attr-defined]
+                else:
+                    response.streaming_content = chunks  # type: ignore[attr-defined]
                 finally:
                     traced.close()
-                response.streaming_content = chunks  # type: ignore[attr-defined]
             else:
                 response.streaming_content = traced  # type: ignore[attr-defined]
         else:
@@ -273,14 +277,21 @@ async def _async_streaming(trace: RequestTrace, response: Any) -> HttpResponseBa
     if not trace.session.replaying:
         response.streaming_content = traced
         return response  # type: ignore[no-any-return]
+    chunks: List[bytes] = []
+    failure: Optional[Exception] = None
     try:
-        chunks = [chunk async for chunk in traced]
+        async for chunk in traced:
+            chunks.append(chunk)
+    except Exception as exc:  # live, what came before went out; then the server saw it
+        failure = exc
     finally:
         await traced.aclose()
 
     async def replayed() -> AsyncIterator[bytes]:
         for chunk in chunks:
             yield chunk
+        if failure is not None:
+            raise failure
 
     response.streaming_content = replayed()
     response[REPLAY_HEADER] = trace.report.verdict if trace.report is not None else "mismatch"
