@@ -6,6 +6,7 @@ import gc
 import gzip
 import json
 import logging
+import random
 import re
 import sys
 import threading
@@ -535,11 +536,26 @@ def test_excluded_paths_pass_straight_through(cassettes: Path, path: str, traced
 def test_sampling(
     cassettes: Path, monkeypatch: pytest.MonkeyPatch, rate: float, draw: float, recorded: bool
 ) -> None:
-    monkeypatch.setattr("timetracer._lifecycle.random.random", lambda: draw)
+    monkeypatch.setattr("timetracer._lifecycle._sampler.random", lambda: draw)
     Client(TimeTracerMiddleware(json_app, make_config(cassettes, sample_rate=rate))).get(
         "/users/123", buffered=True
     )
     assert (cassettes / "GET__users_123.json").exists() is recorded
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.5, 0.0])
+def test_recording_leaves_the_apps_seeded_random_sequence_alone(cassettes: Path, rate: float) -> None:
+    # An app (or its tests) that seeds the random module sees the same numbers recorded as live.
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(random.random()).encode()]
+
+    def draws(mode: str) -> List[bytes]:
+        client = Client(TimeTracerMiddleware(app, make_config(cassettes, mode=mode, sample_rate=rate)))
+        random.seed(12345)
+        return [client.get(f"/n/{n}", buffered=True).get_data() for n in range(8)]
+
+    assert draws("record") == draws("off")
 
 
 def test_sample_rate_zero_writes_nothing(cassettes: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import random
 import threading
 import weakref
@@ -36,6 +37,13 @@ logger = logging.getLogger("timetracer")
 
 # The environ (WSGI) or request.META (Django) key holding the request's Session.
 SESSION_KEY = "timetracer.session"
+# Sampling draws from its own generator: a draw from the module's shared one would move the
+# sequence an app (or its tests) seeded with ``random.seed``, and recording must change nothing
+# the app sees. Reseeded in a forked child, as the shared one is, so pre-forked workers do not
+# all sample the same requests.
+_sampler = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_sampler.seed)
 
 # Added to every replayed response: identical, different (from the recorded response) or mismatch.
 REPLAY_HEADER = "X-Timetracer-Replay"
@@ -272,10 +280,12 @@ class RequestLifecycle:
 
     def _should_trace(self, path: str) -> bool:
         """Whether a request to ``path`` is traced: not an excluded path and, when recording,
-        picked by ``TIMETRACER_SAMPLE_RATE`` (one random draw per call)."""
+        picked by ``TIMETRACER_SAMPLE_RATE`` (a draw from timetracer's own generator, never from
+        the ``random`` module's shared one; none at a rate of 1)."""
         if path.startswith(self._exclude):
             return False
-        return not self._recording or random.random() < self._sample_rate
+        rate = self._sample_rate
+        return not self._recording or rate >= 1.0 or _sampler.random() < rate
 
     def _request(
         self,
